@@ -1,0 +1,203 @@
+// Package app wires the service together: store, token verifier, gRPC and
+// HTTP servers, the readiness loop and graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+
+	"github.com/nova-auth/nova-auth/service/internal/config"
+	"github.com/nova-auth/nova-auth/service/internal/grpcserver"
+	"github.com/nova-auth/nova-auth/service/internal/httpserver"
+	"github.com/nova-auth/nova-auth/service/internal/metrics"
+	"github.com/nova-auth/nova-auth/service/internal/store"
+	"github.com/nova-auth/nova-auth/service/internal/tokens"
+)
+
+// App is a configured service, not yet listening.
+type App struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	store  *store.Store
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+
+	ready  atomic.Bool
+	reason atomic.Value // string
+}
+
+// New checks keys and database settings and builds the servers. It does not
+// wait for the database.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	if err := cfg.RequireDatabase(); err != nil {
+		return nil, err
+	}
+	verifier, err := NewVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
+		MaxConns: cfg.DBMaxConns, MinConns: cfg.DBMinConns,
+		ConnectTimeout: cfg.DBConnectTimeout, HealthCheckPeriod: cfg.DBHealthCheckPeriod,
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := metrics.NewRegistry()
+	metrics.RegisterPool(reg, st.Pool())
+	a := &App{cfg: cfg, log: log, store: st, health: health.NewServer()}
+	a.reason.Store("starting")
+	handlers := grpcserver.New(st, verifier, grpcserver.Lockout{Threshold: cfg.LockoutThreshold, Duration: cfg.LockoutDuration}, log)
+	var inv *grpcserver.Invoker
+	a.grpc, inv = grpcserver.NewGRPC(handlers, a.health, metrics.NewGRPC(reg), grpcserver.Options{
+		MaxConcurrentStreams: cfg.GRPCMaxConcurrentStreams,
+		MaxRecvMsgBytes:      cfg.GRPCMaxRecvMsgBytes,
+		KeepaliveTime:        cfg.GRPCKeepaliveTime,
+		KeepaliveTimeout:     cfg.GRPCKeepaliveTimeout,
+		KeepaliveMinTime:     cfg.GRPCKeepaliveMinTime,
+		RequestTimeout:       cfg.RequestTimeout,
+		Reflection:           cfg.GRPCReflection,
+	}, log)
+	a.http = &http.Server{
+		Handler:           httpserver.New(a.Ready, reg, inv),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return a, nil
+}
+
+// NewVerifier builds the token verifier from the configured public keys,
+// or from the private key's public half when no public key is given.
+func NewVerifier(cfg *config.Config) (*tokens.Verifier, error) {
+	pemBytes, err := cfg.PublicKeyPEM()
+	if err != nil {
+		if priv, perr := cfg.PrivateKeyPEM(); perr == nil {
+			pemBytes, err = priv, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: VerifyToken needs the public key(s) tokens are signed with", err)
+	}
+	keys, err := tokens.ParsePublicKeys(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("JWT_PUBLIC_KEY: %w", err)
+	}
+	return tokens.NewVerifier(keys, tokens.VerifierOptions{
+		Algorithms: cfg.JWTAlgorithms, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
+	})
+}
+
+// Ready reports readiness and, when not ready, why.
+func (a *App) Ready() (bool, string) {
+	if a.ready.Load() {
+		return true, ""
+	}
+	return false, a.reason.Load().(string)
+}
+
+func (a *App) setReady(ok bool, why string) {
+	if !ok {
+		a.reason.Store(why)
+	}
+	if a.ready.Swap(ok) != ok {
+		grpcserver.SetServing(a.health, ok)
+		if ok {
+			a.log.Info("ready")
+		} else {
+			a.log.Warn("not ready", slog.String("reason", why))
+		}
+	}
+}
+
+// check is one readiness probe: the database answers and its schema is at
+// least the version this binary was built for (newer is fine: migrations
+// are additive, so old replicas keep serving during a rolling upgrade).
+func (a *App) check(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.DBHealthCheckPeriod)
+	defer cancel()
+	v, err := a.store.CurrentVersion(ctx)
+	switch {
+	case err != nil:
+		a.setReady(false, "database unreachable")
+	case v < store.SchemaVersion():
+		a.setReady(false, fmt.Sprintf("schema at version %d, need %d: run `auth-service migrate`", v, store.SchemaVersion()))
+	default:
+		a.setReady(true, "")
+	}
+}
+
+// Serve runs until ctx ends (SIGTERM), then drains: unready at once, keep
+// serving for ShutdownDelay so load balancers notice, then GracefulStop
+// bounded by ShutdownTimeout.
+func (a *App) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
+	defer a.store.Close()
+	errc := make(chan error, 2)
+	go func() { errc <- a.grpc.Serve(grpcLis) }()
+	go func() {
+		if err := a.http.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	a.log.Info("listening", slog.String("grpc", grpcLis.Addr().String()), slog.String("http", httpLis.Addr().String()))
+
+	var wg sync.WaitGroup
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(a.cfg.DBHealthCheckPeriod)
+		defer t.Stop()
+		for {
+			a.check(loopCtx)
+			select {
+			case <-loopCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	stopLoop()
+	wg.Wait()
+	a.ready.Store(false)
+	a.reason.Store("shutting down")
+	grpcserver.SetServing(a.health, false)
+	a.log.Info("shutting down", slog.Duration("delay", a.cfg.ShutdownDelay), slog.Duration("timeout", a.cfg.ShutdownTimeout))
+	if serveErr == nil && a.cfg.ShutdownDelay > 0 {
+		time.Sleep(a.cfg.ShutdownDelay)
+	}
+	done := make(chan struct{})
+	go func() { a.grpc.GracefulStop(); close(done) }()
+	timer := time.NewTimer(a.cfg.ShutdownTimeout)
+	select {
+	case <-done:
+		timer.Stop()
+	case <-timer.C:
+		a.log.Warn("drain timed out; cutting remaining calls")
+		a.grpc.Stop()
+	}
+	hctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	a.http.Shutdown(hctx) //nolint:errcheck // best effort after gRPC drained
+	a.log.Info("stopped")
+	return serveErr
+}
+
+// Store exposes the store for the CLI commands that share the process.
+func (a *App) Store() *store.Store { return a.store }

@@ -1,0 +1,317 @@
+// Package config reads the service's settings from the environment into one
+// struct, with defaults, and validates them once at start.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting the service reads. Each field has one environment
+// variable; Vars lists them with defaults and meaning.
+type Config struct {
+	DatabaseURL string
+
+	BindHost string
+	GRPCPort int
+	HTTPPort int
+
+	GRPCMaxConcurrentStreams uint32
+	GRPCMaxRecvMsgBytes      int
+	GRPCKeepaliveTime        time.Duration
+	GRPCKeepaliveTimeout     time.Duration
+	GRPCKeepaliveMinTime     time.Duration
+	GRPCReflection           bool
+	ShutdownDelay            time.Duration
+	ShutdownTimeout          time.Duration
+	RequestTimeout           time.Duration
+
+	JWTPublicKey      string
+	JWTPublicKeyFile  string
+	JWTPrivateKey     string
+	JWTPrivateKeyFile string
+	JWTAlgorithms     []string
+	JWTIssuer         string
+	JWTAudience       string
+	JWTLeeway         time.Duration
+	JWTTokenTTL       time.Duration
+
+	LockoutThreshold int
+	LockoutDuration  time.Duration
+
+	DBMaxConns          int32
+	DBMinConns          int32
+	DBConnectTimeout    time.Duration
+	DBHealthCheckPeriod time.Duration
+
+	LogLevel slog.Level
+}
+
+// Var documents one environment variable.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+	Secret  bool
+	set     func(c *Config, v string) error
+}
+
+// Vars is the complete list of environment variables the service reads, in
+// the order the README's table shows them.
+var Vars = []Var{
+	{"DATABASE_URL", "", "PostgreSQL connection URL (postgres://user:pass@host:5432/db?sslmode=…). Required for serve, migrate, users, permissions.", true,
+		func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"BIND_HOST", "0.0.0.0", "Address both listeners bind to.", false,
+		func(c *Config, v string) error { c.BindHost = v; return nil }},
+	{"GRPC_PORT", "9080", "gRPC port (AuthService, grpc.health.v1, reflection).", false,
+		func(c *Config, v string) error { return port(&c.GRPCPort, v) }},
+	{"HTTP_PORT", "8080", "HTTP port (/health, /readiness, /metrics, REST under /v1).", false,
+		func(c *Config, v string) error { return port(&c.HTTPPort, v) }},
+	{"GRPC_MAX_CONCURRENT_STREAMS", "1000", "Concurrent streams allowed per client connection (1..1000000).", false,
+		func(c *Config, v string) error {
+			n, err := intIn(v, 1, 1_000_000)
+			c.GRPCMaxConcurrentStreams = uint32(n)
+			return err
+		}},
+	{"GRPC_MAX_RECV_MSG_BYTES", "1048576", "Largest request message accepted, in bytes (1024..67108864).", false,
+		func(c *Config, v string) error { return intVar(&c.GRPCMaxRecvMsgBytes, v, 1024, 64<<20) }},
+	{"GRPC_KEEPALIVE_TIME", "30s", "Server pings an idle connection after this long.", false,
+		func(c *Config, v string) error { return dur(&c.GRPCKeepaliveTime, v, time.Second) }},
+	{"GRPC_KEEPALIVE_TIMEOUT", "10s", "Connection closed when a keepalive ping gets no answer within this.", false,
+		func(c *Config, v string) error { return dur(&c.GRPCKeepaliveTimeout, v, time.Second) }},
+	{"GRPC_KEEPALIVE_MIN_TIME", "10s", "Clients pinging more often than this are disconnected (enforcement policy).", false,
+		func(c *Config, v string) error { return dur(&c.GRPCKeepaliveMinTime, v, time.Second) }},
+	{"GRPC_REFLECTION", "true", "Serve gRPC server reflection (grpcurl without .proto files).", false,
+		func(c *Config, v string) error { return boolVar(&c.GRPCReflection, v) }},
+	{"SHUTDOWN_DELAY", "5s", "On SIGTERM, how long the service reports unready before it stops accepting calls, so load balancers stop routing to it (0s to disable).", false,
+		func(c *Config, v string) error { return dur(&c.ShutdownDelay, v, 0) }},
+	{"SHUTDOWN_TIMEOUT", "20s", "On SIGTERM, how long in-flight calls may finish before they are cut.", false,
+		func(c *Config, v string) error { return dur(&c.ShutdownTimeout, v, time.Second) }},
+	{"REQUEST_TIMEOUT", "5s", "Deadline applied to a call whose client set none (or a longer one).", false,
+		func(c *Config, v string) error { return dur(&c.RequestTimeout, v, time.Millisecond) }},
+	{"JWT_PUBLIC_KEY", "", "PEM public key(s) VerifyToken accepts; several PEM blocks allow key rotation. Required for serve unless JWT_PUBLIC_KEY_FILE is set.", false,
+		func(c *Config, v string) error { c.JWTPublicKey = v; return nil }},
+	{"JWT_PUBLIC_KEY_FILE", "", "Path of a PEM file with the public key(s), instead of JWT_PUBLIC_KEY.", false,
+		func(c *Config, v string) error { c.JWTPublicKeyFile = v; return nil }},
+	{"JWT_PRIVATE_KEY", "", "PEM private key that `tokens issue` signs with (RSA, ECDSA P-256 or Ed25519).", true,
+		func(c *Config, v string) error { c.JWTPrivateKey = v; return nil }},
+	{"JWT_PRIVATE_KEY_FILE", "", "Path of a PEM file with the private key, instead of JWT_PRIVATE_KEY.", false,
+		func(c *Config, v string) error { c.JWTPrivateKeyFile = v; return nil }},
+	{"JWT_ALGORITHMS", "RS256,ES256,EdDSA", "Comma-separated signing algorithms VerifyToken accepts (subset of RS256, ES256, EdDSA).", false,
+		func(c *Config, v string) error { return algs(&c.JWTAlgorithms, v) }},
+	{"JWT_ISSUER", "", "When set, tokens must carry this `iss`; `tokens issue` sets it.", false,
+		func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
+	{"JWT_AUDIENCE", "", "When set, tokens must list this `aud`; `tokens issue` sets it.", false,
+		func(c *Config, v string) error { c.JWTAudience = v; return nil }},
+	{"JWT_LEEWAY", "30s", "Clock skew allowed when checking exp/nbf/iat (0s..5m).", false,
+		func(c *Config, v string) error {
+			if err := dur(&c.JWTLeeway, v, 0); err != nil {
+				return err
+			}
+			if c.JWTLeeway > 5*time.Minute {
+				return errors.New("must be at most 5m")
+			}
+			return nil
+		}},
+	{"JWT_ACCESS_TOKEN_TTL", "15m", "Lifetime of tokens made by `tokens issue` when --ttl is not given.", false,
+		func(c *Config, v string) error { return dur(&c.JWTTokenTTL, v, time.Second) }},
+	{"LOCKOUT_THRESHOLD", "5", "Failed logins that lock an account (1..100).", false,
+		func(c *Config, v string) error { return intVar(&c.LockoutThreshold, v, 1, 100) }},
+	{"LOCKOUT_DURATION", "15m", "How long a locked account stays locked.", false,
+		func(c *Config, v string) error { return dur(&c.LockoutDuration, v, time.Second) }},
+	{"DB_MAX_CONNS", "20", "Most PostgreSQL connections per replica (1..1000).", false,
+		func(c *Config, v string) error { return int32Var(&c.DBMaxConns, v, 1, 1000) }},
+	{"DB_MIN_CONNS", "5", "Connections kept open when idle (0..DB_MAX_CONNS).", false,
+		func(c *Config, v string) error { return int32Var(&c.DBMinConns, v, 0, 1000) }},
+	{"DB_CONNECT_TIMEOUT", "5s", "Timeout for opening one PostgreSQL connection.", false,
+		func(c *Config, v string) error { return dur(&c.DBConnectTimeout, v, 100*time.Millisecond) }},
+	{"DB_HEALTH_CHECK_PERIOD", "5s", "How often readiness pings PostgreSQL and re-checks the schema version.", false,
+		func(c *Config, v string) error { return dur(&c.DBHealthCheckPeriod, v, 100*time.Millisecond) }},
+	{"LOG_LEVEL", "info", "debug, info, warn or error. Logs are JSON on stderr.", false,
+		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+}
+
+// Names returns the names of every variable the service reads.
+func Names() []string {
+	out := make([]string, len(Vars))
+	for i, v := range Vars {
+		out[i] = v.Name
+	}
+	return out
+}
+
+// Load reads the environment through getenv (os.Getenv in production). Every
+// invalid variable is reported in one error, by name, with what it accepts.
+func Load(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := &Config{}
+	var errs []error
+	for _, v := range Vars {
+		raw := strings.TrimSpace(getenv(v.Name))
+		if v.Name == "JWT_PUBLIC_KEY" || v.Name == "JWT_PRIVATE_KEY" {
+			raw = getenv(v.Name) // PEM: keep as given
+		}
+		val := raw
+		if val == "" {
+			val = v.Default
+		}
+		if err := v.set(c, val); err != nil {
+			shown := raw
+			if v.Secret {
+				shown = "(hidden)"
+			}
+			errs = append(errs, fmt.Errorf("%s=%q: %w", v.Name, shown, err))
+		}
+	}
+	if c.DBMinConns > c.DBMaxConns {
+		errs = append(errs, fmt.Errorf("DB_MIN_CONNS=%d: must not exceed DB_MAX_CONNS=%d", c.DBMinConns, c.DBMaxConns))
+	}
+	if c.GRPCPort == c.HTTPPort {
+		errs = append(errs, fmt.Errorf("GRPC_PORT and HTTP_PORT are both %d: they must differ", c.GRPCPort))
+	}
+	if c.JWTPublicKey != "" && c.JWTPublicKeyFile != "" {
+		errs = append(errs, errors.New("JWT_PUBLIC_KEY and JWT_PUBLIC_KEY_FILE are both set: set one"))
+	}
+	if c.JWTPrivateKey != "" && c.JWTPrivateKeyFile != "" {
+		errs = append(errs, errors.New("JWT_PRIVATE_KEY and JWT_PRIVATE_KEY_FILE are both set: set one"))
+	}
+	if len(errs) > 0 {
+		return nil, &Error{Errs: errs}
+	}
+	return c, nil
+}
+
+// Error lists every invalid variable found by Load.
+type Error struct{ Errs []error }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid configuration:")
+	for _, err := range e.Errs {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+// RequireDatabase reports a missing DATABASE_URL in a way a person can act on.
+func (c *Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is not set: give a PostgreSQL URL such as postgres://user:pass@localhost:5432/nova_auth?sslmode=disable")
+	}
+	return nil
+}
+
+// PublicKeyPEM returns the configured public key(s), reading the file if one
+// was named.
+func (c *Config) PublicKeyPEM() ([]byte, error) {
+	return keyPEM(c.JWTPublicKey, c.JWTPublicKeyFile, "JWT_PUBLIC_KEY")
+}
+
+// PrivateKeyPEM returns the configured private key, reading the file if one
+// was named.
+func (c *Config) PrivateKeyPEM() ([]byte, error) {
+	return keyPEM(c.JWTPrivateKey, c.JWTPrivateKeyFile, "JWT_PRIVATE_KEY")
+}
+
+func keyPEM(inline, file, name string) ([]byte, error) {
+	if inline != "" {
+		return []byte(inline), nil
+	}
+	if file == "" {
+		return nil, fmt.Errorf("%s (or %s_FILE) is not set", name, name)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return b, nil
+}
+
+// GRPCAddr is the gRPC listen address.
+func (c *Config) GRPCAddr() string { return joinHostPort(c.BindHost, c.GRPCPort) }
+
+// HTTPAddr is the HTTP listen address.
+func (c *Config) HTTPAddr() string { return joinHostPort(c.BindHost, c.HTTPPort) }
+
+func joinHostPort(h string, p int) string {
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	return h + ":" + strconv.Itoa(p)
+}
+
+func port(dst *int, v string) error { return intVar(dst, v, 1, 65535) }
+
+func intIn(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+	}
+	return n, nil
+}
+
+func intVar(dst *int, v string, lo, hi int) error {
+	n, err := intIn(v, lo, hi)
+	*dst = n
+	return err
+}
+
+func int32Var(dst *int32, v string, lo, hi int) error {
+	n, err := intIn(v, lo, hi)
+	*dst = int32(n)
+	return err
+}
+
+func dur(dst *time.Duration, v string, min time.Duration) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < min {
+		return fmt.Errorf("must be a duration such as 500ms, 30s or 15m, at least %s", min)
+	}
+	*dst = d
+	return nil
+}
+
+func boolVar(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("must be true or false")
+	}
+	*dst = b
+	return nil
+}
+
+// SupportedAlgorithms are the JWT algorithms the service can verify.
+var SupportedAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
+func algs(dst *[]string, v string) error {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		ok := false
+		for _, s := range SupportedAlgorithms {
+			if a == s {
+				ok = true
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%q is not supported: use a comma-separated subset of %s", a, strings.Join(SupportedAlgorithms, ","))
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return fmt.Errorf("must name at least one of %s", strings.Join(SupportedAlgorithms, ","))
+	}
+	*dst = out
+	return nil
+}

@@ -1,0 +1,60 @@
+package grpcserver
+
+import (
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/nova-auth/nova-auth/service/internal/metrics"
+	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
+)
+
+// Options are the transport settings of the gRPC server.
+type Options struct {
+	MaxConcurrentStreams uint32
+	MaxRecvMsgBytes      int
+	KeepaliveTime        time.Duration
+	KeepaliveTimeout     time.Duration
+	KeepaliveMinTime     time.Duration
+	RequestTimeout       time.Duration
+	Reflection           bool
+}
+
+// ServiceName is the name health checks ask about.
+const ServiceName = "nova.auth_service.AuthService"
+
+// NewGRPC builds the gRPC server with AuthService, grpc.health.v1 (NOT_SERVING
+// until the caller flips it) and, when enabled, reflection.
+func NewGRPC(h *Server, hs *health.Server, m *metrics.GRPC, o Options, log *slog.Logger) (*grpc.Server, *Invoker) {
+	ic := chain(recoverer(log), m.Unary, deadline(o.RequestTimeout), statusMapper(log))
+	s := grpc.NewServer(
+		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
+		grpc.MaxRecvMsgSize(o.MaxRecvMsgBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: o.KeepaliveTime, Timeout: o.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.UnaryInterceptor(ic),
+	)
+	authpb.RegisterAuthServiceServer(s, h)
+	healthpb.RegisterHealthServer(s, hs)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	hs.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	if o.Reflection {
+		reflection.Register(s)
+	}
+	return s, &Invoker{srv: h, interceptor: ic}
+}
+
+// SetServing flips both the overall and the AuthService health status.
+func SetServing(hs *health.Server, serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	hs.SetServingStatus("", st)
+	hs.SetServingStatus(ServiceName, st)
+}

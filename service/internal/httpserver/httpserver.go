@@ -1,0 +1,153 @@
+// Package httpserver serves the HTTP side of the service: liveness,
+// readiness, Prometheus metrics, and a JSON gateway to the AuthService
+// methods.
+package httpserver
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// Invoker runs an AuthService method by name (grpcserver.Invoker).
+type Invoker interface {
+	Invoke(ctx context.Context, method string, dec func(any) error) (any, error)
+}
+
+// Ready reports whether the service can answer calls, and why not.
+type Ready func() (bool, string)
+
+const maxBody = 1 << 20
+
+// New builds the HTTP handler.
+func New(ready Ready, gather prometheus.Gatherer, inv Invoker) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readiness", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := ready(); !ok {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": why})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+
+	g := gateway{inv: inv}
+	// Every method as POST with the request message as JSON.
+	mux.HandleFunc("POST /v1/auth/{method}", g.post)
+	// Friendly reads.
+	mux.HandleFunc("GET /v1/users/{id}", g.get("GetUser", func(r *http.Request) string {
+		return `{"user_id":` + quote(r.PathValue("id")) + `}`
+	}))
+	mux.HandleFunc("GET /v1/users/{id}/permissions", g.get("GetUserPermissions", func(r *http.Request) string {
+		return `{"user_id":` + quote(r.PathValue("id")) + `}`
+	}))
+	mux.HandleFunc("GET /v1/users", g.get("ListUsers", func(r *http.Request) string {
+		q := r.URL.Query()
+		return `{"limit":` + num(q.Get("limit")) + `,"offset":` + num(q.Get("offset")) + `}`
+	}))
+	return mux
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// num passes a query number through as a JSON string, which protojson
+// accepts for integers and rejects with a clear message when not a number.
+func num(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return quote(s)
+}
+
+type gateway struct{ inv Invoker }
+
+func (g gateway) post(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, status.Error(codes.InvalidArgument, "request body too large or unreadable"))
+		return
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		body = []byte("{}")
+	}
+	g.call(w, r, r.PathValue("method"), body)
+}
+
+func (g gateway) get(method string, body func(*http.Request) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { g.call(w, r, method, []byte(body(r))) }
+}
+
+func (g gateway) call(w http.ResponseWriter, r *http.Request, method string, body []byte) {
+	dec := func(m any) error {
+		if err := protojson.Unmarshal(body, m.(proto.Message)); err != nil {
+			return status.Error(codes.InvalidArgument, "request JSON does not match "+method+"Request: "+err.Error())
+		}
+		return nil
+	}
+	resp, err := g.inv.Invoke(r.Context(), method, dec)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(resp.(proto.Message))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(out) //nolint:errcheck // client gone
+}
+
+// httpStatus maps gRPC codes to HTTP as grpc-gateway does.
+func httpStatus(c codes.Code) int {
+	switch c {
+	case codes.OK:
+		return http.StatusOK
+	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition:
+		return http.StatusBadRequest
+	case codes.NotFound, codes.Unimplemented:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Canceled:
+		return 499
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	st, ok := status.FromError(err)
+	if !ok {
+		st = status.New(codes.Internal, "internal error")
+	}
+	writeJSON(w, httpStatus(st.Code()), map[string]string{"code": st.Code().String(), "message": st.Message()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v) //nolint:errcheck // client gone
+}

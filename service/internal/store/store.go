@@ -1,0 +1,370 @@
+// Package store is the service's only access to PostgreSQL: a pgx pool, one
+// SQL statement per operation, embedded migrations, and sentinel errors that
+// the gRPC layer maps to status codes.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Sentinel errors. Every error the store returns wraps one of these or a
+// context error, so callers decide with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	ErrUnavailable   = errors.New("database unavailable")
+	ErrInvalid       = errors.New("invalid value")
+)
+
+// User is a visible (not soft-deleted) user.
+type User struct {
+	ID                  uuid.UUID
+	Email               string
+	Username            string
+	CreatedAt           time.Time
+	IsActive            bool
+	FailedLoginAttempts int32
+	// LockedUntil is zero unless the account is locked now.
+	LockedUntil time.Time
+}
+
+// Options sizes the connection pool.
+type Options struct {
+	MaxConns          int32
+	MinConns          int32
+	ConnectTimeout    time.Duration
+	HealthCheckPeriod time.Duration
+}
+
+// Store runs the service's queries on a pgx pool.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open parses the URL and builds a pool. It does not wait for the database:
+// the service starts (unready) while PostgreSQL is still coming up.
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message may quote the URL, password included: keep it out.
+		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL URL or DSN")
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	cfg.MinConns = o.MinConns
+	if o.ConnectTimeout > 0 {
+		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+	}
+	if o.HealthCheckPeriod > 0 {
+		cfg.HealthCheckPeriod = o.HealthCheckPeriod
+	}
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "nova-auth"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", classify(err))
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return classify(s.pool.Ping(ctx)) }
+
+// Pool exposes the pool for metrics.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+const userCols = `id, email, username, created_at, is_active, failed_login_attempts,
+	CASE WHEN locked_until > now() THEN locked_until END`
+
+func scanUser(row pgx.Row) (User, error) {
+	var u User
+	var locked *time.Time
+	if err := row.Scan(&u.ID, &u.Email, &u.Username, &u.CreatedAt, &u.IsActive, &u.FailedLoginAttempts, &locked); err != nil {
+		return User{}, err
+	}
+	if locked != nil {
+		u.LockedUntil = *locked
+	}
+	return u, nil
+}
+
+// GetUser returns the visible user with this id, or ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`SELECT `+userCols+` FROM users WHERE id = $1 AND deleted_at IS NULL`, id))
+	return u, classify(err)
+}
+
+// GetUsersByIDs returns the visible users among ids, in the order of each
+// id's first occurrence; unknown ids are left out and duplicates collapse.
+func (s *Store) GetUsersByIDs(ctx context.Context, ids []uuid.UUID) ([]User, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+userCols+`
+		FROM (SELECT id AS rid, min(ord) AS ord
+		      FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, ord) GROUP BY id) r
+		JOIN users ON users.id = r.rid
+		WHERE deleted_at IS NULL
+		ORDER BY r.ord`, ids)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return collectUsers(rows)
+}
+
+func collectUsers(rows pgx.Rows) ([]User, error) {
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, u)
+	}
+	return out, classify(rows.Err())
+}
+
+// UserExists tells whether a visible user has this id.
+func (s *Store) UserExists(ctx context.Context, id uuid.UUID) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx,
+		`SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)`, id).Scan(&ok)
+	return ok, classify(err)
+}
+
+// GetUserByEmail finds a visible user by email, ignoring case; ErrNotFound
+// when there is none.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`SELECT `+userCols+` FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL`, email))
+	return u, classify(err)
+}
+
+// ListUsers returns one page of visible users, newest first (id breaks
+// ties), and how many visible users there are, from one snapshot.
+func (s *Store) ListUsers(ctx context.Context, limit, offset int32) ([]User, int64, error) {
+	rows, err := s.pool.Query(ctx, `
+		WITH page AS (
+			SELECT `+userCols+` FROM users WHERE deleted_at IS NULL
+			ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2)
+		SELECT c.total, page.*
+		FROM (SELECT count(*) AS total FROM users WHERE deleted_at IS NULL) c
+		LEFT JOIN page ON true
+		ORDER BY page.created_at DESC, page.id DESC`, limit, offset)
+	if err != nil {
+		return nil, 0, classify(err)
+	}
+	defer rows.Close()
+	var (
+		out   []User
+		total int64
+	)
+	for rows.Next() {
+		var (
+			id       *uuid.UUID
+			u        User
+			email    *string
+			username *string
+			created  *time.Time
+			active   *bool
+			failed   *int32
+			locked   *time.Time
+		)
+		if err := rows.Scan(&total, &id, &email, &username, &created, &active, &failed, &locked); err != nil {
+			return nil, 0, classify(err)
+		}
+		if id == nil { // the page is empty: only the count came back
+			continue
+		}
+		u.ID, u.Email, u.Username, u.CreatedAt, u.IsActive, u.FailedLoginAttempts = *id, *email, *username, *created, *active, *failed
+		if locked != nil {
+			u.LockedUntil = *locked
+		}
+		out = append(out, u)
+	}
+	return out, total, classify(rows.Err())
+}
+
+// HasPermission tells whether the visible user holds permission;
+// ErrNotFound when there is no such user.
+func (s *Store) HasPermission(ctx context.Context, id uuid.UUID, permission string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM user_permissions p WHERE p.user_id = u.id AND p.permission = $2)
+		FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL`, id, permission).Scan(&ok)
+	return ok, classify(err)
+}
+
+// Permissions lists the visible user's permissions, sorted; ErrNotFound when
+// there is no such user.
+func (s *Store) Permissions(ctx context.Context, id uuid.UUID) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT p.permission
+		FROM users u LEFT JOIN user_permissions p ON p.user_id = u.id
+		WHERE u.id = $1 AND u.deleted_at IS NULL
+		ORDER BY p.permission`, id)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	found := false
+	perms := []string{}
+	for rows.Next() {
+		found = true
+		var p *string
+		if err := rows.Scan(&p); err != nil {
+			return nil, classify(err)
+		}
+		if p != nil {
+			perms = append(perms, *p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	if !found {
+		return nil, ErrNotFound
+	}
+	return perms, nil
+}
+
+// LoginFailure is the account's state after a recorded failure.
+type LoginFailure struct {
+	FailedAttempts int32
+	LockedUntil    time.Time // zero when not locked
+}
+
+// RecordFailedLogin counts one failed login in a single UPDATE, so
+// concurrent calls for one user serialise on the row and none is lost. The
+// threshold-th failure locks the account for lockFor; a failure after an
+// expired lock starts a new count at 1; failures during a lock are counted
+// but do not extend it. ErrNotFound when there is no such user.
+func (s *Store) RecordFailedLogin(ctx context.Context, id uuid.UUID, threshold int, lockFor time.Duration) (LoginFailure, error) {
+	var (
+		f      LoginFailure
+		locked *time.Time
+	)
+	err := s.pool.QueryRow(ctx, `
+		WITH next AS (
+			SELECT id,
+			       locked_until IS NOT NULL AND locked_until > now() AS is_locked,
+			       CASE WHEN locked_until IS NOT NULL AND locked_until <= now() THEN 1
+			            ELSE failed_login_attempts + 1 END AS attempts
+			FROM users WHERE id = $1 AND deleted_at IS NULL)
+		UPDATE users u SET
+			failed_login_attempts = next.attempts,
+			locked_until = CASE
+				WHEN next.is_locked THEN u.locked_until
+				WHEN next.attempts >= $2 THEN now() + $3::interval
+				ELSE NULL END,
+			updated_at = now()
+		FROM next WHERE u.id = next.id
+		RETURNING u.failed_login_attempts, CASE WHEN u.locked_until > now() THEN u.locked_until END`,
+		id, threshold, lockFor).Scan(&f.FailedAttempts, &locked)
+	if locked != nil {
+		f.LockedUntil = *locked
+	}
+	return f, classify(err)
+}
+
+// NewUser is what CreateUser stores.
+type NewUser struct {
+	Email, Username, PasswordHash string
+}
+
+// CreateUser inserts a user and returns its id; ErrAlreadyExists when the
+// email or username is taken by a visible user.
+func (s *Store) CreateUser(ctx context.Context, n NewUser) (uuid.UUID, error) {
+	var id uuid.UUID
+	err := s.pool.QueryRow(ctx,
+		`INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING id`,
+		n.Email, n.Username, n.PasswordHash).Scan(&id)
+	return id, classify(err)
+}
+
+// GrantPermission gives the visible user a permission (a no-op when held).
+func (s *Store) GrantPermission(ctx context.Context, id uuid.UUID, permission string) error {
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO user_permissions (user_id, permission)
+		SELECT id, $2 FROM users WHERE id = $1 AND deleted_at IS NULL
+		ON CONFLICT DO NOTHING`, id, permission)
+	if err != nil {
+		return classify(err)
+	}
+	if tag.RowsAffected() == 0 {
+		ok, err := s.UserExists(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+	}
+	return nil
+}
+
+// SoftDeleteUser marks the user deleted; every RPC stops seeing it.
+func (s *Store) SoftDeleteUser(ctx context.Context, id uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+	if err != nil {
+		return classify(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// classify wraps driver errors in the store's sentinels; the original stays
+// reachable for logs through errors.Unwrap but is never shown to clients.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrAlreadyExists) || errors.Is(err, ErrInvalid) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505": // unique_violation
+			return fmt.Errorf("%w: %s", ErrAlreadyExists, pgErr.ConstraintName)
+		case pgErr.Code == "23514" || pgErr.Code == "22P02" || pgErr.Code == "22001": // check, bad text, too long
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		case pgErr.Code == "57014": // query_canceled (statement_timeout)
+			return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		case len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code[:2] == "53" || pgErr.Code[:3] == "57P"):
+			// connection exception, insufficient resources, admin shutdown / cannot connect now
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	}
+	// Anything else from the driver that is not a server answer is a
+	// connection that could not be made or was lost.
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) || pgconn.SafeToRetry(err) || isNetErr(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
