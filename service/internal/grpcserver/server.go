@@ -155,8 +155,7 @@ func (s *Server) GetUsersByIds(ctx context.Context, r *authpb.GetUsersByIdsReque
 
 // VerifyToken checks a token; an invalid one is valid=false with a reason.
 func (s *Server) VerifyToken(_ context.Context, r *authpb.VerifyTokenRequest) (*authpb.VerifyTokenResponse, error) {
-	t := strings.TrimSpace(r.GetToken())
-	t = strings.TrimPrefix(t, "Bearer ")
+	t := bearer(r.GetToken())
 	if t == "" {
 		return nil, invalid("token is required")
 	}
@@ -170,6 +169,18 @@ func (s *Server) VerifyToken(_ context.Context, r *authpb.VerifyTokenRequest) (*
 		Email:     res.Email,
 		ExpiresAt: timestamppb.New(res.ExpiresAt),
 	}, nil
+}
+
+// bearer accepts a bare token or an Authorization header value.
+func bearer(s string) string {
+	f := strings.Fields(s)
+	if len(f) > 0 && strings.EqualFold(f[0], "bearer") {
+		f = f[1:]
+	}
+	if len(f) != 1 {
+		return strings.Join(f, " ") // empty, or several words: a malformed token
+	}
+	return f[0]
 }
 
 // CheckUserExists tells whether a visible user has this id.
@@ -281,7 +292,7 @@ func (s *Server) RecordFailedLogin(ctx context.Context, r *authpb.RecordFailedLo
 		resp.Locked = true
 		resp.LockedUntil = timestamppb.New(f.LockedUntil)
 	}
-	if resp.Locked {
+	if resp.Locked && int(f.FailedAttempts) == s.lockout.Threshold {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "account locked", slog.String("user_id", id.String()), slog.Int("failed_attempts", int(f.FailedAttempts)))
 	}
 	return resp, nil

@@ -258,22 +258,21 @@ func (s *Store) RecordFailedLogin(ctx context.Context, id uuid.UUID, threshold i
 		f      LoginFailure
 		locked *time.Time
 	)
+	// Every expression reads the row being updated (not a snapshot taken
+	// before the row lock), so a waiting UPDATE re-evaluates on the version
+	// its predecessor committed: no failure is lost.
 	err := s.pool.QueryRow(ctx, `
-		WITH next AS (
-			SELECT id,
-			       locked_until IS NOT NULL AND locked_until > now() AS is_locked,
-			       CASE WHEN locked_until IS NOT NULL AND locked_until <= now() THEN 1
-			            ELSE failed_login_attempts + 1 END AS attempts
-			FROM users WHERE id = $1 AND deleted_at IS NULL)
-		UPDATE users u SET
-			failed_login_attempts = next.attempts,
+		UPDATE users SET
+			failed_login_attempts = CASE WHEN locked_until <= now() THEN 1
+			                             ELSE failed_login_attempts + 1 END,
 			locked_until = CASE
-				WHEN next.is_locked THEN u.locked_until
-				WHEN next.attempts >= $2 THEN now() + $3::interval
+				WHEN locked_until > now() THEN locked_until
+				WHEN (CASE WHEN locked_until <= now() THEN 1 ELSE failed_login_attempts + 1 END) >= $2
+					THEN now() + $3::interval
 				ELSE NULL END,
 			updated_at = now()
-		FROM next WHERE u.id = next.id
-		RETURNING u.failed_login_attempts, CASE WHEN u.locked_until > now() THEN u.locked_until END`,
+		WHERE id = $1 AND deleted_at IS NULL
+		RETURNING failed_login_attempts, CASE WHEN locked_until > now() THEN locked_until END`,
 		id, threshold, lockFor).Scan(&f.FailedAttempts, &locked)
 	if locked != nil {
 		f.LockedUntil = *locked
