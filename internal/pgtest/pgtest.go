@@ -65,6 +65,9 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 			return nil, err
 		}
 	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
+	}
 	s := &Server{Dir: dir, bin: bin}
 	// PostgreSQL refuses to run as root; CI runs as root, so run it as the
 	// postgres (or nobody) user with a directory it owns.
@@ -128,7 +131,7 @@ func (s *Server) run(ctx context.Context, name string, args ...string) error {
 // Restart starts the (stopped) cluster again on the same port.
 func (s *Server) Restart(ctx context.Context) error {
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s "+
-		"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", s.Port, s.Dir)
+		"-c fsync=off -c full_page_writes=off -c max_connections=300", s.Port, s.Dir)
 	return s.run(ctx, "pg_ctl", "-D", s.dataDir(), "-l", filepath.Join(s.Dir, "postgres.log"),
 		"-o", opts, "-w", "-t", "60", "start")
 }

@@ -129,8 +129,10 @@ func (a *App) check(ctx context.Context) {
 	v, err := a.store.CurrentVersion(ctx)
 	switch {
 	case err != nil:
+		a.log.Debug("readiness check failed", slog.String("error", err.Error()))
 		a.setReady(false, "database unreachable")
 	case v < store.SchemaVersion():
+		a.log.Debug("schema behind", slog.Int("version", v))
 		a.setReady(false, fmt.Sprintf("schema at version %d, need %d: run `auth-service migrate`", v, store.SchemaVersion()))
 	default:
 		a.setReady(true, "")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,14 +63,26 @@ type env struct {
 // srv (pg when nil); vars override the environment the service reads.
 func newEnv(t testing.TB, srv *pgtest.Server, vars map[string]string) *env {
 	t.Helper()
-	ctx := context.Background()
 	if srv == nil {
 		srv = pg
 	}
-	url, err := srv.CreateDatabase(ctx, fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1)))
+	url, err := srv.CreateDatabase(context.Background(), fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := start(t, url, vars, true)
+	e.waitServing(t, true)
+	return e
+}
+
+// newEnvNoMigrate starts the service on a database left as it is.
+func newEnvNoMigrate(t testing.TB, url string) *env { return start(t, url, nil, false) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func start(t testing.TB, url string, vars map[string]string, migrate bool) *env {
+	t.Helper()
+	ctx := context.Background()
 	privPEM, pubPEM, err := tokens.GenerateEd25519PEM()
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +112,10 @@ func newEnv(t testing.TB, srv *pgtest.Server, vars map[string]string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Store().Migrate(ctx); err != nil {
-		t.Fatal(err)
+	if migrate {
+		if _, err := a.Store().Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,7 +145,6 @@ func newEnv(t testing.TB, srv *pgtest.Server, vars map[string]string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.close)
-	e.waitServing(t, true)
 	return e
 }
 

@@ -1,0 +1,140 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nova-auth/nova-auth/internal/pgtest"
+	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
+)
+
+// TestDatabaseOutage: with PostgreSQL stopped, calls fail with Unavailable
+// and the service turns unready; once PostgreSQL is back it recovers by
+// itself, with no restart of the service.
+func TestDatabaseOutage(t *testing.T) {
+	ctx := context.Background()
+	srv, err := pgtest.Start(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	e := newEnv(t, srv, nil)
+	id := e.user(t, "o@example.com", "o")
+	get := func() error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := e.client.GetUser(ctx, &authpb.GetUserRequest{UserId: id})
+		return err
+	}
+	if err := get(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Every call now fails with Unavailable (the first may find a dead pooled
+	// connection, the rest a refused one), never Internal.
+	for i := range 5 {
+		err := get()
+		wantCode(t, err, codes.Unavailable)
+		if i == 0 {
+			t.Logf("during the outage: %v", status.Convert(err).Message())
+		}
+	}
+	e.waitServing(t, false)
+	if code, body := httpGet(t, e.httpURL+"/readiness"); code != 503 || !contains(body, "database unreachable") {
+		t.Fatalf("readiness during outage = %d %s", code, body)
+	}
+	if code, _ := httpGet(t, e.httpURL+"/health"); code != 200 {
+		t.Fatalf("liveness must not fail on a database outage, got %d", code)
+	}
+
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitServing(t, true)
+	deadline := time.Now().Add(10 * time.Second)
+	for get() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after PostgreSQL restarted: %v", get())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _ := httpGet(t, e.httpURL+"/readiness"); code != 200 {
+		t.Fatalf("readiness after recovery = %d", code)
+	}
+}
+
+// TestUnreadyUntilMigrated: a service pointed at an empty database answers
+// health with NOT_SERVING and readiness explains what to run.
+func TestUnreadyUntilMigrated(t *testing.T) {
+	ctx := context.Background()
+	url, err := pg.CreateDatabase(ctx, "unmigrated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvNoMigrate(t, url)
+	e.waitServing(t, false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := httpGet(t, e.httpURL+"/readiness")
+		if code == 503 && contains(body, "schema at version 0, need 1: run `auth-service migrate`") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness = %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := e.st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitServing(t, true)
+}
+
+// TestGracefulDrain: a call in flight when shutdown starts completes; health
+// turns NOT_SERVING at once; the server then stops.
+func TestGracefulDrain(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil, map[string]string{"SHUTDOWN_DELAY": "200ms", "SHUTDOWN_TIMEOUT": "10s"})
+	id := e.user(t, "d@example.com", "d")
+
+	// Hold the user's row so RecordFailedLogin blocks in the database.
+	tx, err := e.st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", id); err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() {
+		_, err := e.client.RecordFailedLogin(ctx, &authpb.RecordFailedLoginRequest{UserId: id})
+		result <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the call is now waiting on the row lock
+
+	e.stop() // what SIGTERM does
+	e.waitServing(t, false)
+	time.Sleep(300 * time.Millisecond) // past SHUTDOWN_DELAY: GracefulStop is draining
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-result; err != nil {
+		t.Fatalf("in-flight call was cut: %v", err)
+	}
+	select {
+	case err := <-e.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.done <- nil // for Cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop after draining")
+	}
+}
