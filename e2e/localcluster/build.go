@@ -75,7 +75,7 @@ func BuildComponents(ctx context.Context, cacheDir string, log io.Writer) (strin
 		args := append([]string{"build", "-trimpath", "-ldflags", ldflags, "-o", tmp + "/"}, componentCommands...)
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = modDir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("building components: %w", err)

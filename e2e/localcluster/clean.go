@@ -44,11 +44,35 @@ func readSysctls() map[string]string {
 // plugins create.
 var chainPrefixes = []string{"KUBE-", "CNI-"}
 
+// hostFolders are fixed paths that kubelet (/var/log/containers,
+// /var/lib/kubelet/device-plugins) and containerd's CNI and shim code
+// (/var/lib/cni, /run/containerd/s) use whatever they are configured with.
+// Down removes those the run created, and only its own entries from the others.
+var hostFolders = []string{"/run/containerd", "/var/lib/cni", "/var/lib/kubelet", "/var/log/containers", "/var/log/pods"}
+
+func missingHostFolders() []string {
+	var out []string
+	for _, p := range hostFolders {
+		if _, err := os.Lstat(p); os.IsNotExist(err) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// hostChanges is what the cleanup must undo beyond the run folder.
+type hostChanges struct {
+	bridge  string
+	sysctls map[string]string
+	created []string
+}
+
 // cleanHost removes everything a run in dir may have left on the host, whether
 // it ended with Down or was killed: processes, mounts, the bridge, iptables
 // chains, kubelet's log links, cgroups; it restores the recorded sysctls and
 // deletes dir. Each step runs even when an earlier one failed.
-func cleanHost(dir, bridge string, saved map[string]string) error {
+func cleanHost(dir string, h hostChanges) error {
+	bridge, saved := h.bridge, h.sysctls
 	var errs []error
 	if err := killAll(dir, 20*time.Second); err != nil {
 		errs = append(errs, err)
@@ -69,6 +93,12 @@ func cleanHost(dir, bridge string, saved map[string]string) error {
 		}
 	}
 	removeLogLinks(dir)
+	removeCNIResults()
+	for _, p := range h.created {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	removeCgroups()
 	for k, v := range saved {
 		if cur, err := os.ReadFile("/proc/sys/" + k); err == nil && strings.TrimSpace(string(cur)) != v {
@@ -209,6 +239,15 @@ func removeLogLinks(dir string) {
 		} else if _, err := os.Stat(p); err != nil {
 			os.Remove(p)
 		}
+	}
+}
+
+// removeCNIResults deletes the CNI cache entries of the cluster's network,
+// which a killed run leaves in libcni's fixed cache folder.
+func removeCNIResults() {
+	m, _ := filepath.Glob("/var/lib/cni/results/" + cniNetworkName + "-*")
+	for _, p := range m {
+		os.Remove(p)
 	}
 }
 

@@ -128,6 +128,7 @@ type Cluster struct {
 	ports    ports
 	procs    []*proc
 	sysctls  map[string]string
+	created  []string
 	mu       sync.Mutex
 	attached bool
 }
@@ -151,6 +152,8 @@ type state struct {
 	PodSubnet  string            `json:"podSubnet"`
 	SvcSubnet  string            `json:"serviceSubnet"`
 	Containerd string            `json:"containerd"`
+	// Created are the fixed host folders (hostFolders) this run created.
+	Created []string `json:"created"`
 }
 
 func (c *Cluster) path(elem ...string) string {
@@ -222,7 +225,7 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 		Dir: opts.Dir, BinDir: bin, GatewayIP: gw,
 		PodSubnet: opts.PodSubnet, ServiceSubnet: opts.ServiceSubnet,
 		bridge: opts.Bridge, opts: opts,
-		sysctls: readSysctls(),
+		sysctls: readSysctls(), created: missingHostFolders(),
 	}
 	c.Kubeconfig = c.path("kubeconfig")
 	for _, d := range []string{"logs", "pki", "etcd", "containerd", "cni/net.d", "kubelet", "pod-logs"} {
@@ -520,6 +523,7 @@ func (c *Cluster) writeState(st *state) error {
 	st.PodSubnet = c.PodSubnet
 	st.SvcSubnet = c.ServiceSubnet
 	st.Containerd = c.containerdSocket()
+	st.Created = c.created
 	st.Procs = st.Procs[:0]
 	for _, p := range c.procs {
 		st.Procs = append(st.Procs, p.procRecord)
@@ -580,7 +584,7 @@ func Attach(opts Options) (*Cluster, error) {
 	c := &Cluster{
 		Dir: opts.Dir, Server: st.Server, BinDir: st.BinDir, GatewayIP: st.GatewayIP,
 		PodSubnet: st.PodSubnet, ServiceSubnet: st.SvcSubnet,
-		bridge: st.Bridge, opts: opts, sysctls: st.Sysctls, attached: true,
+		bridge: st.Bridge, opts: opts, sysctls: st.Sysctls, created: st.Created, attached: true,
 	}
 	c.Kubeconfig = c.path("kubeconfig")
 	for _, r := range st.Procs {
@@ -595,17 +599,17 @@ func Attach(opts Options) (*Cluster, error) {
 func Clean(opts Options) error {
 	opts.defaults()
 	st, err := readState(opts.Dir)
-	bridge, saved := opts.Bridge, map[string]string(nil)
+	h := hostChanges{bridge: opts.Bridge}
 	if err == nil {
 		if st.alive() {
 			return fmt.Errorf("%w in %s", ErrRunning, opts.Dir)
 		}
 		if st.Bridge != "" {
-			bridge = st.Bridge
+			h.bridge = st.Bridge
 		}
-		saved = st.Sysctls
+		h.sysctls, h.created = st.Sysctls, st.Created
 	}
-	return cleanHost(opts.Dir, bridge, saved)
+	return cleanHost(opts.Dir, h)
 }
 
 // Down stops the cluster and leaves the host as it was: it removes the pods
@@ -640,7 +644,7 @@ func (c *Cluster) Down(ctx context.Context) error {
 		cancel()
 	}
 	stop("containerd", "kube-apiserver", "etcd")
-	return cleanHost(c.Dir, c.bridge, c.sysctls)
+	return cleanHost(c.Dir, hostChanges{bridge: c.bridge, sysctls: c.sysctls, created: c.created})
 }
 
 // logTails prints the end of every component's log, for a failed start.

@@ -45,6 +45,11 @@ func TestLocalCluster(t *testing.T) {
 	defer cancel()
 
 	opts := localcluster.Options{Log: testWriter{t}, ArtifactsDir: os.Getenv("LOCALCLUSTER_ARTIFACTS")}
+	// A run killed earlier is cleaned first, so that the snapshot is of the
+	// host as it is without a cluster.
+	if err := localcluster.Clean(opts); err != nil {
+		t.Fatal(err)
+	}
 	before := localcluster.SnapshotHost(opts.Dir)
 
 	// Build first, so that the start time below is a warm start.
@@ -149,7 +154,7 @@ func TestLocalCluster(t *testing.T) {
 	})
 
 	t.Run("service", func(t *testing.T) {
-		client := helloPod("client", []string{"/hello", "-get", "http://" + svc.Spec.ClusterIP + "/"})
+		client := helloPod("client", []string{"/hello", "-retry-for=30s", "-get", "http://" + svc.Spec.ClusterIP + "/"})
 		client.Spec.RestartPolicy = corev1.RestartPolicyNever
 		if _, err := cs.CoreV1().Pods(ns).Create(ctx, client, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
