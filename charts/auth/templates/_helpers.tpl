@@ -1,0 +1,222 @@
+{{/*
+The `helm create` helper set, prefixed with the chart name.
+*/}}
+
+{{/* auth.name is the chart name, or nameOverride. */}}
+{{- define "auth.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+auth.fullname names the release's objects: fullnameOverride, or the release
+name followed by the chart name unless the release name already contains it.
+*/}}
+{{- define "auth.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+auth.fullnameWith is the full name with a suffix ("grpc", "migrate"), kept
+within 63 characters. Call with (list . "suffix").
+*/}}
+{{- define "auth.fullnameWith" -}}
+{{- $ctx := index . 0 }}
+{{- $suffix := index . 1 }}
+{{- printf "%s-%s" (include "auth.fullname" $ctx | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix }}
+{{- end }}
+
+{{/* auth.chart is chart name and version, for the helm.sh/chart label. */}}
+{{- define "auth.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* auth.labels are the common labels of every object. */}}
+{{- define "auth.labels" -}}
+helm.sh/chart: {{ include "auth.chart" . }}
+{{ include "auth.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "auth.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: nova
+{{- end }}
+
+{{/* auth.selectorLabels identify the release; never helm.sh/chart or version. */}}
+{{- define "auth.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "auth.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+auth.serverSelectorLabels select the service pods only: the migration Job and
+the test pod share the release labels but not this component, so Services,
+the PDB, the HPA and the NetworkPolicies never count them.
+*/}}
+{{- define "auth.serverSelectorLabels" -}}
+{{ include "auth.selectorLabels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{/* auth.serviceAccountName is the ServiceAccount the service pods run as. */}}
+{{- define "auth.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "auth.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* auth.namespace is where every namespaced object goes. */}}
+{{- define "auth.namespace" -}}
+{{- default .Release.Namespace .Values.namespace.name }}
+{{- end }}
+
+{{/* auth.imageTag is image.tag or the chart's appVersion. */}}
+{{- define "auth.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/* auth.image is repository:tag, or repository@digest when a digest is set. */}}
+{{- define "auth.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "auth.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/* auth.secretName is the chart's own Secret. */}}
+{{- define "auth.secretName" -}}
+{{- include "auth.fullname" . }}
+{{- end }}
+
+{{/*
+auth.databaseSecret is the Secret holding DATABASE_URL, as "name/key". It
+fails the render at once, naming the values to set, when there is none.
+*/}}
+{{- define "auth.databaseSecret" -}}
+{{- if .Values.database.existingSecret }}
+{{- printf "%s/%s" .Values.database.existingSecret .Values.database.existingSecretKey }}
+{{- else if .Values.database.url }}
+{{- printf "%s/DATABASE_URL" (include "auth.secretName" .) }}
+{{- else }}
+{{- fail "\n\nnova-auth needs a PostgreSQL database: set database.url (e.g. --set database.url=postgres://user:pass@host:5432/nova_auth?sslmode=require)\nor database.existingSecret (a Secret with the URL under database.existingSecretKey, default DATABASE_URL)." }}
+{{- end }}
+{{- end }}
+
+{{/* auth.jwtFromExistingSecret is "true" when the key pair comes from jwt.existingSecret. */}}
+{{- define "auth.jwtFromExistingSecret" -}}
+{{- if .Values.jwt.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/*
+auth.jwtKeys returns the key pair the chart's Secret holds, as YAML
+{privateKey, publicKey} of base64 strings (empty when absent):
+  - jwt.privateKey / jwt.publicKey when given;
+  - else the private key already in the release's Secret (lookup), so
+    `helm upgrade` never invalidates issued tokens;
+  - else a new private key (sprig genPrivateKey). Templates cannot derive a
+    public key, so the service derives it from the private key when
+    JWT_PUBLIC_KEY is empty.
+The result is memoised in .Values so the Secret and its checksum annotation
+see the same generated key within one render.
+*/}}
+{{- define "auth.jwtKeys" -}}
+{{- if not (hasKey .Values "__authJwtKeys") }}
+{{- $keys := dict "privateKey" "" "publicKey" "" "generated" false }}
+{{- if or .Values.jwt.privateKey .Values.jwt.publicKey }}
+{{- $_ := set $keys "privateKey" (.Values.jwt.privateKey | b64enc) }}
+{{- $_ := set $keys "publicKey" (.Values.jwt.publicKey | b64enc) }}
+{{- else }}
+{{- $existing := lookup "v1" "Secret" (include "auth.namespace" .) (include "auth.secretName" .) }}
+{{- $data := dig "data" dict ($existing | default dict) }}
+{{- if (get $data "JWT_PRIVATE_KEY") }}
+{{- $_ := set $keys "privateKey" (get $data "JWT_PRIVATE_KEY") }}
+{{- $_ := set $keys "publicKey" ((get $data "JWT_PUBLIC_KEY") | default "") }}
+{{- else }}
+{{- $_ := set $keys "privateKey" (genPrivateKey .Values.jwt.generate.keyType | b64enc) }}
+{{- $_ := set $keys "generated" true }}
+{{- end }}
+{{- end }}
+{{- $_ := set .Values "__authJwtKeys" $keys }}
+{{- end }}
+{{- toYaml (get .Values "__authJwtKeys") }}
+{{- end }}
+
+{{/* auth.secretEnabled is "true" when the chart renders its own Secret. */}}
+{{- define "auth.secretEnabled" -}}
+{{- if or (not .Values.database.existingSecret) (not .Values.jwt.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/* auth.seconds renders whole seconds as a Go duration ("5s"). */}}
+{{- define "auth.seconds" -}}
+{{- printf "%ds" (int .) }}
+{{- end }}
+
+{{/*
+auth.terminationGracePeriodSeconds fits the service's drain: unready for
+SHUTDOWN_DELAY, then SHUTDOWN_TIMEOUT for in-flight calls, then 5 s to exit.
+*/}}
+{{- define "auth.terminationGracePeriodSeconds" -}}
+{{- $drain := add (int .Values.shutdown.delaySeconds) (int .Values.shutdown.timeoutSeconds) }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add $drain 5 }}
+{{- else if le (int .Values.terminationGracePeriodSeconds) (int $drain) }}
+{{- fail (printf "\n\nterminationGracePeriodSeconds=%d must exceed shutdown.delaySeconds + shutdown.timeoutSeconds = %d, or pods are killed while draining." (int .Values.terminationGracePeriodSeconds) (int $drain)) }}
+{{- else }}
+{{- .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+auth.podCommon renders the pod-level securityContext and the fields every
+pod of the release shares (the service, the migration Job, the test pod).
+*/}}
+{{- define "auth.podCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* auth.checkValues fails early on combinations the schema cannot express. */}}
+{{- define "auth.checkValues" -}}
+{{- if gt (int .Values.database.minConns) (int .Values.database.maxConns) }}
+{{- fail (printf "\n\ndatabase.minConns=%d must not exceed database.maxConns=%d." (int .Values.database.minConns) (int .Values.database.maxConns)) }}
+{{- end }}
+{{- if eq (int .Values.ports.http) (int .Values.ports.grpc) }}
+{{- fail (printf "\n\nports.http and ports.grpc are both %d: they must differ." (int .Values.ports.http)) }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail (printf "\n\nautoscaling.minReplicas=%d must not exceed autoscaling.maxReplicas=%d." (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
+{{- $min := ternary .Values.autoscaling.minReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
+{{- if and (not (kindIs "string" .Values.podDisruptionBudget.minAvailable)) (ge (int .Values.podDisruptionBudget.minAvailable) $min) }}
+{{- fail (printf "\n\npodDisruptionBudget.minAvailable=%d leaves no pod evictable with %d replicas: lower it, raise the replicas, or set podDisruptionBudget.maxUnavailable." (int .Values.podDisruptionBudget.minAvailable) $min) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.jwt.existingSecret (or .Values.jwt.privateKey .Values.jwt.publicKey) }}
+{{- fail "\n\nSet either jwt.existingSecret or jwt.privateKey/jwt.publicKey, not both." }}
+{{- end }}
+{{- if and .Values.database.existingSecret .Values.database.url }}
+{{- fail "\n\nSet either database.existingSecret or database.url, not both." }}
+{{- end }}
+{{- end }}

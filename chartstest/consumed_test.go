@@ -1,0 +1,85 @@
+package chartstest
+
+import (
+	"bytes"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// notInConfigMap are the variables the service reads that the chart sets
+// elsewhere or leaves at their default, each for a reason.
+var notInConfigMap = map[string]string{
+	"DATABASE_URL":         "secret: in the Secret",
+	"JWT_PRIVATE_KEY":      "secret: in the Secret",
+	"JWT_PUBLIC_KEY":       "in the Secret, as the spec keeps it",
+	"JWT_PUBLIC_KEY_FILE":  "alternative to JWT_PUBLIC_KEY, which the chart sets",
+	"JWT_PRIVATE_KEY_FILE": "alternative to JWT_PRIVATE_KEY, which the chart sets",
+	"BIND_HOST":            "pods listen on all addresses: the default 0.0.0.0 is right",
+}
+
+// serviceEnvNames builds the service from the root module and asks it which
+// environment variables it reads (`auth-service env --names`).
+func serviceEnvNames(t *testing.T) []string {
+	t.Helper()
+	bin := tool(t, "..", "github.com/nova-auth/nova-auth/service/cmd/auth-service")
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "env", "--names")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("auth-service env --names: %v\n%s", err, stderr.String())
+	}
+	names := strings.Fields(stdout.String())
+	if len(names) == 0 {
+		t.Fatal("auth-service env --names printed nothing")
+	}
+	return names
+}
+
+// TestConfigMapKeysConsumed: every ConfigMap key is a variable the service
+// reads, and every variable it reads is in the ConfigMap or the Secret, or
+// deliberately left out (notInConfigMap). A variable added to the service
+// fails here until the chart sets it or says why not.
+func TestConfigMapKeysConsumed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the service binary")
+	}
+	names := serviceEnvNames(t)
+	reads := map[string]bool{}
+	for _, n := range names {
+		reads[n] = true
+	}
+	for _, s := range scenarios(t) {
+		t.Run(s.name, func(t *testing.T) {
+			r := mustRender(t, values(t, s.path), scenarioOpts(s))
+			var cm corev1.ConfigMap
+			into(t, r.one(t, "ConfigMap", ""), &cm)
+			var keys []string
+			for k := range cm.Data {
+				keys = append(keys, k)
+				if !reads[k] {
+					t.Errorf("ConfigMap key %s is not read by the service (auth-service env --names)", k)
+				}
+			}
+			sort.Strings(keys)
+			for _, n := range names {
+				_, inCM := cm.Data[n]
+				_, why := notInConfigMap[n]
+				switch {
+				case inCM && why:
+					t.Errorf("%s is in the ConfigMap and in notInConfigMap", n)
+				case !inCM && !why:
+					t.Errorf("the service reads %s but the chart does not set it: add it to the ConfigMap (and values) or to notInConfigMap with a reason", n)
+				}
+			}
+			for n := range notInConfigMap {
+				if !reads[n] {
+					t.Errorf("notInConfigMap lists %s, which the service no longer reads", n)
+				}
+			}
+		})
+	}
+}
