@@ -1,0 +1,78 @@
+// Package clients is the platform's gRPC client library: one Pool, built
+// from the environment, holds a connection to each Nova service.
+//
+//	pool, err := clients.FromEnv()
+//	if err != nil { … }
+//	defer pool.Close()
+//	resp, err := pool.Auth().GetUser(ctx, &authpb.GetUserRequest{UserId: id})
+//	feed := feedpb.NewFeedServiceClient(pool.Conn("feed")) // any other service
+//
+// Every connection gets the same policy:
+//
+//   - Load balancing: the target is resolved through DNS (a headless Service
+//     returns one address per pod) and calls go round-robin over the
+//     backends. Client-side health checking (grpc.health.v1) takes a backend
+//     that is not SERVING out of the rotation until it is again.
+//   - Deadlines: a call whose context has no deadline (or a later one) gets
+//     GRPC_CLIENT_TIMEOUT.
+//   - Retries, through gRPC's service config: up to GRPC_CLIENT_MAX_ATTEMPTS
+//     attempts on the codes in GRPC_CLIENT_RETRY_CODES, waiting a random
+//     time up to an exponentially growing bound (full jitter), and throttled
+//     when most recent calls failed. Methods that are not idempotent are
+//     never retried: AuthService/RecordFailedLogin always, others named in
+//     GRPC_CLIENT_NO_RETRY_METHODS. gRPC retries only attempts the server
+//     answered with a status, or never saw; a call in flight on a backend
+//     that crashes fails, because the server may have run it.
+//   - A circuit breaker per service (sony/gobreaker), as a unary interceptor
+//     above the retries: GRPC_CLIENT_BREAKER_FAILURES consecutive calls that
+//     end in Unavailable, DeadlineExceeded or Internal open it; while open,
+//     calls fail at once with Unavailable (errors.Is(err, ErrCircuitOpen));
+//     after GRPC_CLIENT_BREAKER_COOLDOWN it lets trial calls through and
+//     closes when they succeed. NotFound, InvalidArgument and the like are
+//     answers, not illness, and count as successes; Canceled counts as
+//     nothing. Changes are logged and exported as
+//     grpc_client_circuit_breaker_state{service},
+//     grpc_client_circuit_breaker_transitions_total{service,from,to} and
+//     grpc_client_circuit_breaker_rejected_total{service}.
+//   - Keepalive pings no more often than the servers allow (10s minimum),
+//     optional TLS or mutual TLS.
+//
+// # Targets
+//
+// The twelve services (ServiceNames: auth, user, messaging, content, feed,
+// search, media, notification, streaming, cdn, events, video) default to
+//
+//	dns:///<name>-service.nova-<name>.svc.cluster.local:9080
+//
+// and GRPC_CLIENT_<NAME>_TARGET overrides one (GRPC_CLIENT_AUTH_TARGET …).
+// A value "host:port" means "dns:///host:port"; any gRPC target URI
+// (dns:///, unix:, passthrough:///, a registered resolver's scheme) is
+// taken as given.
+//
+// # Environment
+//
+//	GRPC_CLIENT_<NAME>_TARGET            per service, see above
+//	GRPC_CLIENT_TIMEOUT                  5s     default call deadline
+//	GRPC_CLIENT_MAX_ATTEMPTS             3      attempts per call, 1..5; 1 = no retries
+//	GRPC_CLIENT_INITIAL_BACKOFF          100ms  bound of the wait before the first retry
+//	GRPC_CLIENT_MAX_BACKOFF              2s     bound of the wait before any retry
+//	GRPC_CLIENT_BACKOFF_MULTIPLIER       2      growth of the bound per retry
+//	GRPC_CLIENT_RETRY_CODES              UNAVAILABLE,RESOURCE_EXHAUSTED
+//	GRPC_CLIENT_NO_RETRY_METHODS         extra /pkg.Service/Method names never retried
+//	GRPC_CLIENT_BREAKER_FAILURES         5      consecutive failures that open; 0 = no breaker
+//	GRPC_CLIENT_BREAKER_COOLDOWN         10s    open → half-open after this
+//	GRPC_CLIENT_BREAKER_HALF_OPEN_CALLS  1      trial calls; that many successes close it
+//	GRPC_CLIENT_HEALTH_CHECK             true   client-side grpc.health.v1 checking
+//	GRPC_CLIENT_KEEPALIVE_TIME           30s    ping idle connections (>= 10s)
+//	GRPC_CLIENT_KEEPALIVE_TIMEOUT        10s    drop a connection whose ping is unanswered
+//	GRPC_CLIENT_RECONNECT_MAX_BACKOFF    10s    longest wait between reconnection attempts
+//	GRPC_CLIENT_TLS                      false  TLS to every service
+//	GRPC_CLIENT_TLS_CA_FILE                     PEM roots (default: the system's)
+//	GRPC_CLIENT_TLS_CERT_FILE                   client certificate: mutual TLS
+//	GRPC_CLIENT_TLS_KEY_FILE                    its key
+//	GRPC_CLIENT_TLS_SERVER_NAME                 name expected in the servers' certificates
+//
+// Bad values make ConfigFromEnv (and FromEnv) fail with one error listing
+// every offending variable by name and what it accepts. Vars holds the same
+// list for programs that print their configuration.
+package clients
