@@ -138,3 +138,33 @@ func TestGracefulDrain(t *testing.T) {
 		t.Fatal("server did not stop after draining")
 	}
 }
+
+// TestDeadlines: a call stuck in the database ends with DeadlineExceeded at
+// the caller's deadline, or at REQUEST_TIMEOUT when the caller set none,
+// and the interrupted update leaves no trace.
+func TestDeadlines(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil, map[string]string{"REQUEST_TIMEOUT": "300ms"})
+	id := e.user(t, "dl@example.com", "dl")
+	tx, err := e.st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", id); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = e.client.RecordFailedLogin(cctx, &authpb.RecordFailedLoginRequest{UserId: id})
+	cancel()
+	wantCode(t, err, codes.DeadlineExceeded)
+	_, err = e.client.RecordFailedLogin(ctx, &authpb.RecordFailedLoginRequest{UserId: id})
+	wantCode(t, err, codes.DeadlineExceeded)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.client.GetUser(ctx, &authpb.GetUserRequest{UserId: id})
+	wantCode(t, err, codes.OK)
+	if n := r.GetUser().GetFailedLoginAttempts(); n != 0 {
+		t.Fatalf("interrupted calls counted %d failures", n)
+	}
+}

@@ -34,7 +34,7 @@ nova-auth is running.
   demo user  %[3]s  %[4]s  (permissions users:read, users:write)
   state  %[6]s/   (PostgreSQL data, keys; wiped on the next run)
 
-Try:
+Try (make grpcurl builds bin/grpcurl):
   grpcurl -plaintext -d '{"user_id":"%[3]s"}' %[1]s nova.auth_service.AuthService/GetUser
   grpcurl -plaintext -d '{"token":"%[5]s"}' %[1]s nova.auth_service.AuthService/VerifyToken
   curl -s http://%[2]s/v1/users/%[3]s/permissions
