@@ -4,7 +4,7 @@
 # the cleanup use. Idempotent: it only calls apt-get when something is missing.
 set -euo pipefail
 
-pkgs=(containerd runc containernetworking-plugins iptables conntrack iproute2 kmod mount util-linux procps)
+pkgs=(containerd runc containernetworking-plugins iptables nftables conntrack iproute2 kmod mount util-linux procps)
 missing=()
 for p in "${pkgs[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

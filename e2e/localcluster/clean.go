@@ -65,6 +65,7 @@ type hostChanges struct {
 	bridge  string
 	sysctls map[string]string
 	created []string
+	tables  []string // nil: unknown, leave every table
 }
 
 // cleanHost removes everything a run in dir may have left on the host, whether
@@ -91,6 +92,9 @@ func cleanHost(dir string, h hostChanges) error {
 		if err := removeChains(tool); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if h.tables != nil {
+		removeEmptyTables(h.tables)
 	}
 	removeLogLinks(dir)
 	removeCNIResults()
@@ -177,6 +181,74 @@ func removeChains(tool string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// iptablesSave returns each existing table's lines of tool-save. Asked for
+// one table with -t, the nf_tables iptables-save prints an absent table's
+// built-in chains, so the whole dump is read instead.
+func iptablesSave(tool string) map[string][]string {
+	out, err := exec.Command(tool + "-save").Output()
+	if err != nil {
+		return nil
+	}
+	tables := map[string][]string{}
+	cur := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			cur = strings.TrimPrefix(line, "*")
+			tables[cur] = []string{}
+		case cur != "" && (strings.HasPrefix(line, ":") || strings.HasPrefix(line, "-A")):
+			tables[cur] = append(tables[cur], line)
+		}
+	}
+	return tables
+}
+
+// iptablesTables lists the tables that exist, as "iptables nat".
+func iptablesTables() []string {
+	out := []string{}
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		for table := range iptablesSave(tool) {
+			out = append(out, tool+" "+table)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// removeEmptyTables deletes the nftables-backed iptables tables the run
+// brought into being (kube-proxy and kubelet create them), when they hold
+// nothing but built-in chains that accept. It needs nft; without it the
+// empty tables stay, which changes no packet's fate.
+func removeEmptyTables(before []string) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return
+	}
+	had := map[string]bool{}
+	for _, t := range before {
+		had[t] = true
+	}
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		family := map[string]string{"iptables": "ip", "ip6tables": "ip6"}[tool]
+		if v, _ := exec.Command(tool, "--version").Output(); !bytes.Contains(v, []byte("nf_tables")) {
+			continue
+		}
+		for table, lines := range iptablesSave(tool) {
+			if had[tool+" "+table] {
+				continue
+			}
+			empty := true
+			for _, line := range lines {
+				if strings.HasPrefix(line, "-A") || !strings.Contains(line, " ACCEPT ") {
+					empty = false
+				}
+			}
+			if empty {
+				exec.Command("nft", "delete", "table", family, table).Run()
+			}
+		}
+	}
 }
 
 func ownChain(name string) bool {

@@ -3,7 +3,6 @@ package localcluster
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -56,18 +55,13 @@ func SnapshotHost(dir string) HostState {
 		add("link", l.Name())
 	}
 	for _, tool := range []string{"iptables", "ip6tables"} {
-		for _, table := range []string{"filter", "nat", "mangle", "raw"} {
-			out, err := exec.Command(tool+"-save", "-t", table).Output()
-			if err != nil {
-				continue
-			}
-			for _, line := range strings.Split(string(out), "\n") {
-				switch {
-				case strings.HasPrefix(line, ":"):
-					add("iptables", tool+" "+table+" chain "+strings.Fields(line)[0])
-				case strings.HasPrefix(line, "-A"):
-					add("iptables", tool+" "+table+" "+line)
+		for table, lines := range iptablesSave(tool) {
+			add("iptables", tool+" table "+table)
+			for _, line := range lines {
+				if strings.HasPrefix(line, ":") {
+					line = "chain " + strings.Fields(line)[0]
 				}
+				add("iptables", tool+" "+table+" "+line)
 			}
 		}
 	}

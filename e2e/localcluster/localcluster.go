@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -129,6 +130,8 @@ type Cluster struct {
 	procs    []*proc
 	sysctls  map[string]string
 	created  []string
+	tables   []string
+	lock     *os.File
 	mu       sync.Mutex
 	attached bool
 }
@@ -154,6 +157,8 @@ type state struct {
 	Containerd string            `json:"containerd"`
 	// Created are the fixed host folders (hostFolders) this run created.
 	Created []string `json:"created"`
+	// Tables are the iptables tables that existed before the run.
+	Tables []string `json:"tables"`
 }
 
 func (c *Cluster) path(elem ...string) string {
@@ -203,6 +208,18 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
+	// One cluster per host: a second Up (another test package run in
+	// parallel by go test ./...) waits here until the first is down.
+	lock, err := lockHost(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	if st, err := readState(opts.Dir); err == nil && st.alive() {
 		return nil, fmt.Errorf("%w in %s (owner pid %d); stop it with `make cluster-down`", ErrRunning, opts.Dir, st.Owner.Pid)
 	}
@@ -225,7 +242,8 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 		Dir: opts.Dir, BinDir: bin, GatewayIP: gw,
 		PodSubnet: opts.PodSubnet, ServiceSubnet: opts.ServiceSubnet,
 		bridge: opts.Bridge, opts: opts,
-		sysctls: readSysctls(), created: missingHostFolders(),
+		sysctls: readSysctls(), created: missingHostFolders(), tables: iptablesTables(),
+		lock: lock,
 	}
 	c.Kubeconfig = c.path("kubeconfig")
 	for _, d := range []string{"logs", "pki", "etcd", "containerd", "cni/net.d", "kubelet", "pod-logs"} {
@@ -249,8 +267,47 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 		}
 		return nil, err
 	}
+	ok = true
+	if detached {
+		// The cluster outlives this process; Attach and its Down take over.
+		lock.Close()
+		c.lock = nil
+	}
 	fmt.Fprintf(opts.Log, "localcluster: node %s Ready in %s; KUBECONFIG=%s\n", NodeName, time.Since(start).Round(100*time.Millisecond), c.Kubeconfig)
 	return c, nil
+}
+
+// lockHost takes the host-wide cluster lock (a file in the cache folder, so
+// that it is no file of a run), waiting while another process holds it.
+func lockHost(ctx context.Context, opts Options) (*os.File, error) {
+	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(opts.CacheDir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	said := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+		if !said {
+			fmt.Fprintln(opts.Log, "localcluster: another process's cluster is up on this host; waiting for its Down")
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for another local cluster to go down: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func gatewayIP(subnet string) (string, error) {
@@ -524,6 +581,7 @@ func (c *Cluster) writeState(st *state) error {
 	st.SvcSubnet = c.ServiceSubnet
 	st.Containerd = c.containerdSocket()
 	st.Created = c.created
+	st.Tables = c.tables
 	st.Procs = st.Procs[:0]
 	for _, p := range c.procs {
 		st.Procs = append(st.Procs, p.procRecord)
@@ -584,7 +642,7 @@ func Attach(opts Options) (*Cluster, error) {
 	c := &Cluster{
 		Dir: opts.Dir, Server: st.Server, BinDir: st.BinDir, GatewayIP: st.GatewayIP,
 		PodSubnet: st.PodSubnet, ServiceSubnet: st.SvcSubnet,
-		bridge: st.Bridge, opts: opts, sysctls: st.Sysctls, created: st.Created, attached: true,
+		bridge: st.Bridge, opts: opts, sysctls: st.Sysctls, created: st.Created, tables: st.Tables, attached: true,
 	}
 	c.Kubeconfig = c.path("kubeconfig")
 	for _, r := range st.Procs {
@@ -607,7 +665,7 @@ func Clean(opts Options) error {
 		if st.Bridge != "" {
 			h.bridge = st.Bridge
 		}
-		h.sysctls, h.created = st.Sysctls, st.Created
+		h.sysctls, h.created, h.tables = st.Sysctls, st.Created, st.Tables
 	}
 	return cleanHost(opts.Dir, h)
 }
@@ -644,7 +702,12 @@ func (c *Cluster) Down(ctx context.Context) error {
 		cancel()
 	}
 	stop("containerd", "kube-apiserver", "etcd")
-	return cleanHost(c.Dir, hostChanges{bridge: c.bridge, sysctls: c.sysctls, created: c.created})
+	err := cleanHost(c.Dir, hostChanges{bridge: c.bridge, sysctls: c.sysctls, created: c.created, tables: c.tables})
+	if c.lock != nil {
+		c.lock.Close()
+		c.lock = nil
+	}
+	return err
 }
 
 // logTails prints the end of every component's log, for a failed start.

@@ -5,6 +5,7 @@
 //	cluster down    stop it and leave the host clean (also cleans a killed run)
 //	cluster status  say whether one is running
 //	cluster build   only build the binaries into the cache
+//	cluster host    print what a run may change on the host (to diff by hand)
 package main
 
 import (
@@ -12,8 +13,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -25,7 +28,7 @@ func main() {
 	dir := fs.String("dir", "", "run folder (default $NOVA_AUTH_CLUSTER_DIR or /tmp/nova-auth-cluster)")
 	cache := fs.String("cache", "", "binary cache folder (default $NOVA_AUTH_CACHE_DIR or ~/.cache/nova-auth)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: cluster [flags] up|down|status|build")
+		fmt.Fprintln(os.Stderr, "usage: cluster up|down|status|build|host [flags]")
 		fs.PrintDefaults()
 	}
 	if len(os.Args) < 2 {
@@ -91,8 +94,16 @@ func run(ctx context.Context, cmd string, opts localcluster.Options) error {
 		}
 		fmt.Println(bin)
 		return nil
+	case "host":
+		st := localcluster.SnapshotHost(opts.Dir)
+		for _, k := range slices.Sorted(maps.Keys(st)) {
+			for _, v := range st[k] {
+				fmt.Printf("%s: %s\n", k, v)
+			}
+		}
+		return nil
 	}
-	return fmt.Errorf("unknown command %q (want up, down, status or build)", cmd)
+	return fmt.Errorf("unknown command %q (want up, down, status, build or host)", cmd)
 }
 
 func usage(c *localcluster.Cluster) {
