@@ -34,8 +34,12 @@
 //     grpc_client_circuit_breaker_state{service},
 //     grpc_client_circuit_breaker_transitions_total{service,from,to} and
 //     grpc_client_circuit_breaker_rejected_total{service}.
-//   - Keepalive pings no more often than the servers allow (10s minimum),
-//     optional TLS or mutual TLS.
+//     The breaker guards unary calls (all of AuthService's); streams are not
+//     counted.
+//   - Keepalive pings every GRPC_CLIENT_KEEPALIVE_TIME, idle connections
+//     included, which the auth service permits (its minimum is 10s); a
+//     server with a stricter policy answers too_many_pings and grpc-go
+//     backs off by itself. Optional TLS or mutual TLS.
 //
 // # Targets
 //
