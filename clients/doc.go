@@ -12,7 +12,10 @@
 //   - Load balancing: the target is resolved through DNS (a headless Service
 //     returns one address per pod) and calls go round-robin over the
 //     backends. Client-side health checking (grpc.health.v1) takes a backend
-//     that is not SERVING out of the rotation until it is again.
+//     that is not SERVING out of the rotation until it is again. grpc-go
+//     re-resolves DNS when a connection drops, not on a timer, so pods added
+//     by a scale-up are found as connections recycle: servers should set a
+//     maximum connection age (keepalive.ServerParameters.MaxConnectionAge).
 //   - Deadlines: a call whose context has no deadline (or a later one) gets
 //     GRPC_CLIENT_TIMEOUT.
 //   - Retries, through gRPC's service config: up to GRPC_CLIENT_MAX_ATTEMPTS
