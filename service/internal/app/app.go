@@ -95,6 +95,7 @@ func NewVerifier(cfg *config.Config) (*tokens.Verifier, error) {
 	}
 	return tokens.NewVerifier(keys, tokens.VerifierOptions{
 		Algorithms: cfg.JWTAlgorithms, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
+		CacheSize: cfg.JWTVerifyCache,
 	})
 }
 

@@ -40,6 +40,7 @@ type Config struct {
 	JWTAudience       string
 	JWTLeeway         time.Duration
 	JWTTokenTTL       time.Duration
+	JWTVerifyCache    int
 
 	LockoutThreshold int
 	LockoutDuration  time.Duration
@@ -120,6 +121,8 @@ var Vars = []Var{
 		}},
 	{"JWT_ACCESS_TOKEN_TTL", "15m", "Lifetime of tokens made by `tokens issue` when --ttl is not given.", false,
 		func(c *Config, v string) error { return dur(&c.JWTTokenTTL, v, time.Second) }},
+	{"JWT_VERIFY_CACHE_SIZE", "10000", "Verified tokens remembered so a repeated VerifyToken skips the signature check (expiry is still checked each time); 0 disables.", false,
+		func(c *Config, v string) error { return intVar(&c.JWTVerifyCache, v, 0, 1_000_000) }},
 	{"LOCKOUT_THRESHOLD", "5", "Failed logins that lock an account (1..100).", false,
 		func(c *Config, v string) error { return intVar(&c.LockoutThreshold, v, 1, 100) }},
 	{"LOCKOUT_DURATION", "15m", "How long a locked account stays locked.", false,

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"crypto"
+	"fmt"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -194,4 +195,64 @@ func BenchmarkVerifyAlgorithms(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestCacheRechecksExpiry: a cached token stops verifying when it expires,
+// exactly as an uncached one does.
+func TestCacheRechecksExpiry(t *testing.T) {
+	priv, pub, _ := GenerateEd25519PEM()
+	pubs, _ := ParsePublicKeys(pub)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	v, err := NewVerifier(pubs, VerifierOptions{Algorithms: []string{"EdDSA"}, Leeway: 2 * time.Second, Now: clock, CacheSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ParsePrivateKey(priv)
+	s, _ := NewSigner(k, "", "")
+	s.now = clock
+	tok, exp, _ := s.Issue(userID, "", time.Minute)
+	for range 2 { // miss, then hit
+		if r := v.Verify(tok); !r.Valid {
+			t.Fatalf("fresh token: %+v", r)
+		}
+	}
+	now = exp.Add(time.Second) // inside the leeway
+	if r := v.Verify(tok); !r.Valid {
+		t.Fatalf("within leeway: %+v", r)
+	}
+	now = exp.Add(3 * time.Second)
+	if r := v.Verify(tok); r.Valid || r.Reason != "token expired" {
+		t.Fatalf("expired but cached: %+v", r)
+	}
+	// A tampered copy of a cached token is not a hit.
+	now = exp.Add(-30 * time.Second)
+	if r := v.Verify(tok + "x"); r.Valid {
+		t.Fatal("tampered token verified")
+	}
+	// The cache stays bounded.
+	for i := range 50 {
+		tk, _, _ := s.Issue(userID, fmt.Sprint(i), time.Minute)
+		v.Verify(tk)
+	}
+	if n := len(v.cache.m); n > 10 {
+		t.Fatalf("cache holds %d entries, bound 10", n)
+	}
+}
+
+func BenchmarkVerifyCached(b *testing.B) {
+	priv, pub, _ := GenerateEd25519PEM()
+	pubs, _ := ParsePublicKeys(pub)
+	v, _ := NewVerifier(pubs, VerifierOptions{Algorithms: []string{"EdDSA"}, CacheSize: 10000})
+	k, _ := ParsePrivateKey(priv)
+	s, _ := NewSigner(k, "", "")
+	tok, _, _ := s.Issue(userID, "u@example.com", time.Hour)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !v.Verify(tok).Valid {
+				b.Fatal("invalid")
+			}
+		}
+	})
 }

@@ -29,12 +29,18 @@ type VerifierOptions struct {
 	Audience   string // checked when set
 	Leeway     time.Duration
 	Now        func() time.Time // for tests; time.Now by default
+	// CacheSize bounds how many verified tokens are remembered; 0 disables
+	// the cache.
+	CacheSize int
 }
 
 // Verifier checks tokens against a fixed set of public keys.
 type Verifier struct {
 	keys   []verifyKey
 	parser *jwt.Parser
+	cache  *verifiedCache
+	leeway time.Duration
+	now    func() time.Time
 }
 
 type verifyKey struct {
@@ -58,7 +64,10 @@ func NewVerifier(keys []crypto.PublicKey, o VerifierOptions) (*Verifier, error) 
 	if len(o.Algorithms) == 0 {
 		return nil, errors.New("no JWT algorithm allowed")
 	}
-	v := &Verifier{}
+	v := &Verifier{cache: newVerifiedCache(o.CacheSize), leeway: o.Leeway, now: o.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
 	for i, k := range keys {
 		alg, err := algorithmFor(k)
 		if err != nil {
@@ -127,6 +136,10 @@ func (v *Verifier) Verify(token string) Result {
 	if len(token) > MaxTokenBytes {
 		return Result{Reason: fmt.Sprintf("token longer than %d bytes", MaxTokenBytes)}
 	}
+	now := v.now()
+	if r, ok := v.cache.get(token, now, v.leeway); ok {
+		return r
+	}
 	var c Claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFor); err != nil {
 		return Result{Reason: reason(err)}
@@ -134,7 +147,9 @@ func (v *Verifier) Verify(token string) Result {
 	if _, err := uuid.Parse(c.Subject); err != nil {
 		return Result{Reason: "subject (sub) is not a user id"}
 	}
-	return Result{Valid: true, UserID: c.Subject, Email: c.Email, ExpiresAt: c.ExpiresAt.Time}
+	r := Result{Valid: true, UserID: c.Subject, Email: c.Email, ExpiresAt: c.ExpiresAt.Time}
+	v.cache.put(token, r, now)
+	return r
 }
 
 // reason turns a parse failure into a short, client-safe phrase.
