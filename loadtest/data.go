@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/argon2"
+)
+
+// Dataset is what the scenarios draw their requests from: real users with
+// permissions and tokens. --seed writes one; --data reads one (staging).
+type Dataset struct {
+	Users []DataUser `json:"users"`
+	// Permission is one every user holds; CheckPermission asks for it and
+	// for a permission nobody holds, alternately.
+	Permission string `json:"permission"`
+}
+
+// DataUser is one user of the data set.
+type DataUser struct {
+	ID          string   `json:"id"`
+	Email       string   `json:"email"`
+	Token       string   `json:"token"`
+	Permissions []string `json:"permissions,omitempty"`
+}
+
+func loadDataset(path string) (*Dataset, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var d Dataset
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := d.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &d, nil
+}
+
+func (d *Dataset) validate() error {
+	if len(d.Users) == 0 {
+		return errors.New("data set has no users")
+	}
+	for i, u := range d.Users {
+		if _, err := uuid.Parse(u.ID); err != nil {
+			return fmt.Errorf("users[%d].id %q is not a UUID", i, u.ID)
+		}
+		if u.Email == "" || u.Token == "" {
+			return fmt.Errorf("users[%d] needs email and token", i)
+		}
+	}
+	return nil
+}
+
+func (d *Dataset) save(path string) error {
+	b, err := json.MarshalIndent(d, "", " ")
+	if err != nil {
+		return err
+	}
+	// The file holds live tokens: readable by the owner only.
+	return os.WriteFile(path, b, 0o600)
+}
+
+// SeedOptions says where seeded users go and how their tokens are signed.
+type SeedOptions struct {
+	N              int
+	DatabaseURL    string
+	PrivateKeyFile string
+	Issuer         string
+	Audience       string
+	TokenTTL       time.Duration
+}
+
+// seedPermissions are granted to every seeded user.
+var seedPermissions = []string{"users:read", "orders:read", "orders:write"}
+
+// seed writes N users with permissions straight into the database (COPY; one
+// argon2id hash shared by all, since nothing logs them in) and signs a real
+// token for each with the service's private key. Emails and usernames carry
+// a run id, so seeding twice into one database does not collide.
+func seed(ctx context.Context, o SeedOptions) (*Dataset, error) {
+	if o.DatabaseURL == "" {
+		return nil, errors.New("--seed needs a database the load test may write to: set --database-url or DATABASE_URL")
+	}
+	if o.PrivateKeyFile == "" {
+		return nil, errors.New("--seed needs the service's signing key to make tokens: set --jwt-private-key-file or JWT_PRIVATE_KEY_FILE")
+	}
+	signer, err := newTokenSigner(o.PrivateKeyFile, o.Issuer, o.Audience)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.Connect(ctx, o.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("seed: connect to the database: %w", err)
+	}
+	defer conn.Close(ctx)
+
+	run := make([]byte, 4)
+	rand.Read(run) //nolint:errcheck // crypto/rand does not fail
+	runID := hex.EncodeToString(run)
+	hash := argon2Hash("loadtest-" + runID)
+
+	d := &Dataset{Permission: seedPermissions[0], Users: make([]DataUser, o.N)}
+	userRows := make([][]any, o.N)
+	permRows := make([][]any, 0, o.N*len(seedPermissions))
+	for i := range d.Users {
+		id := uuid.New()
+		u := DataUser{
+			ID:          id.String(),
+			Email:       fmt.Sprintf("lt-%s-%d@loadtest.nova.local", runID, i),
+			Permissions: seedPermissions,
+		}
+		if u.Token, err = signer.issue(u.ID, u.Email, o.TokenTTL); err != nil {
+			return nil, err
+		}
+		d.Users[i] = u
+		userRows[i] = []any{id, u.Email, fmt.Sprintf("lt_%s_%d", runID, i), hash}
+		for _, p := range seedPermissions {
+			permRows = append(permRows, []any{id, p})
+		}
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"id", "email", "username", "password_hash"},
+		pgx.CopyFromRows(userRows)); err != nil {
+		return nil, fmt.Errorf("seed users: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"user_permissions"}, []string{"user_id", "permission"},
+		pgx.CopyFromRows(permRows)); err != nil {
+		return nil, fmt.Errorf("seed permissions: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "ANALYZE users; ANALYZE user_permissions"); err != nil {
+		return nil, fmt.Errorf("seed: analyze: %w", err)
+	}
+	return d, tx.Commit(ctx)
+}
+
+// argon2Hash hashes pw as the service does (argon2id, 19 MiB, t=2, p=1, PHC).
+func argon2Hash(pw string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt) //nolint:errcheck
+	key := argon2.IDKey([]byte(pw), salt, 2, 19*1024, 1, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, 19*1024, 2, 1,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
+// tokenSigner makes tokens with the claims `auth-service tokens issue` sets:
+// iss, sub, aud, iat, nbf, exp, jti, email, and a kid derived from the key.
+type tokenSigner struct {
+	key      crypto.Signer
+	method   jwt.SigningMethod
+	kid      string
+	issuer   string
+	audience string
+}
+
+func newTokenSigner(path, issuer, audience string) (*tokenSigner, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	var k any
+	switch block.Type {
+	case "PRIVATE KEY":
+		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		err = fmt.Errorf("PEM block %q is not a private key", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s := &tokenSigner{issuer: issuer, audience: audience}
+	switch k := k.(type) {
+	case ed25519.PrivateKey:
+		s.key, s.method = k, jwt.SigningMethodEdDSA
+	case *ecdsa.PrivateKey:
+		s.key, s.method = k, jwt.SigningMethodES256
+	case *rsa.PrivateKey:
+		s.key, s.method = k, jwt.SigningMethodRS256
+	default:
+		return nil, fmt.Errorf("%s: unsupported key type %T", path, k)
+	}
+	der, err := x509.MarshalPKIXPublicKey(s.key.Public())
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(der)
+	s.kid = base64.RawURLEncoding.EncodeToString(sum[:16])
+	return s, nil
+}
+
+func (s *tokenSigner) issue(userID, email string, ttl time.Duration) (string, error) {
+	now := time.Now().Truncate(time.Second)
+	claims := jwt.MapClaims{
+		"sub": userID, "email": email, "jti": uuid.NewString(),
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix(),
+	}
+	if s.issuer != "" {
+		claims["iss"] = s.issuer
+	}
+	if s.audience != "" {
+		claims["aud"] = []string{s.audience}
+	}
+	t := jwt.NewWithClaims(s.method, claims)
+	t.Header["kid"] = s.kid
+	return t.SignedString(s.key)
+}

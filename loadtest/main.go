@@ -1,0 +1,389 @@
+// Command loadtest drives the auth service with ghz (used as a library) and
+// gates the result on latency, error rate and throughput: against any address
+// (plaintext, TLS, mTLS), or against a throwaway local stack it starts itself.
+//
+//	go run ./loadtest --local                                # make loadtest
+//	go run ./loadtest --local --bench                        # make bench
+//	go run ./loadtest --addr auth.staging:9080 --tls --cacert ca.pem --data users.json
+//
+// Exit status: 0 when every gate passes, 1 when a gate fails (each failure is
+// printed with the measured value), 2 when the run could not be made.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/nova-auth/nova-auth/internal/devstack"
+	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// config is everything the flags say.
+type config struct {
+	target   Target
+	shape    Shape
+	gates    Gates
+	scenario string
+	mix      string
+	bench    bool
+	benchMix uint
+	local    bool
+	bin      string
+	seed     SeedOptions
+	data     string
+	out      string
+	progress time.Duration
+}
+
+// metadataFlag collects repeated --metadata key=value.
+type metadataFlag map[string]string
+
+func (m metadataFlag) String() string { return "" }
+func (m metadataFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", v)
+	}
+	m[strings.ToLower(k)] = val
+	return nil
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{target: Target{Metadata: metadataFlag{}}}
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: loadtest (--addr HOST:PORT (--seed N | --data FILE) | --local) [flags]")
+		fs.PrintDefaults()
+	}
+	t, s, g := &c.target, &c.shape, &c.gates
+	fs.StringVar(&t.Addr, "addr", "", "gRPC address of the service under test (host:port)")
+	fs.BoolVar(&t.TLS, "tls", false, "use TLS (default plaintext)")
+	fs.StringVar(&t.CACert, "cacert", "", "PEM CA bundle that signs the server certificate (implies --tls)")
+	fs.StringVar(&t.Cert, "cert", "", "client certificate PEM for mTLS (implies --tls; with --key)")
+	fs.StringVar(&t.Key, "key", "", "client private key PEM for mTLS")
+	fs.StringVar(&t.ServerName, "server-name", "", "name to verify in the server certificate (TLS SNI)")
+	fs.BoolVar(&t.SkipVerify, "skip-verify", false, "TLS without verifying the server certificate")
+	fs.StringVar(&t.Authority, "authority", "", ":authority header (virtual host behind a proxy)")
+	fs.Var(metadataFlag(t.Metadata), "metadata", "per-call metadata key=value, repeatable (e.g. 'authorization=Bearer …')")
+	fs.DurationVar(&t.DialTimeout, "dial-timeout", 5*time.Second, "how long to wait for the server before giving up")
+
+	fs.StringVar(&c.scenario, "scenario", "mix", "mix, all (each RPC alone, one after another), or one RPC name, or HealthCheck")
+	fs.StringVar(&c.mix, "mix", defaultMix, "weights of the mix, Name=weight,...")
+	fs.UintVar(&s.RPS, "rps", 0, "constant request rate (0: as fast as --concurrency allows)")
+	fs.StringVar(&s.Schedule, "load-schedule", "const", "const, step or line (ramp)")
+	fs.UintVar(&s.Start, "load-start", 0, "step/line: starting rps")
+	fs.UintVar(&s.End, "load-end", 0, "step/line: final rps cap (0: none)")
+	fs.IntVar(&s.Step, "load-step", 0, "step/line: rps change per step")
+	fs.DurationVar(&s.StepDuration, "load-step-duration", 5*time.Second, "step: how long each step lasts")
+	fs.UintVar(&s.Concurrency, "concurrency", 16, "concurrent workers (split by weight in the mix)")
+	fs.UintVar(&s.Connections, "connections", 1, "gRPC connections (per scenario in the mix, split by weight)")
+	fs.DurationVar(&s.Duration, "duration", 20*time.Second, "timed run; calls in flight at the end are awaited and counted")
+	fs.UintVar(&s.Warmup, "warmup", 500, "calls at the start left out of the statistics")
+	fs.DurationVar(&s.Timeout, "timeout", 5*time.Second, "per-call deadline")
+
+	fs.DurationVar(&g.P95, "p95", 200*time.Millisecond, "gate: fail when p95 latency is above (0: off)")
+	fs.DurationVar(&g.P99, "p99", 500*time.Millisecond, "gate: fail when p99 latency is above (0: off)")
+	fs.Float64Var(&g.MaxErrorRate, "max-error-rate", 0.001, "gate: fail when the fraction of failed calls is above (0.001 = 0.1%; negative: off)")
+	fs.Float64Var(&g.MinRPS, "min-rps", 1000, "gate: fail when throughput is below, req/s (0: off)")
+
+	fs.BoolVar(&c.bench, "bench", false, "benchmark: health-check floor, then each RPC at the same --concurrency, ratios; then the mix at --bench-mix-rps")
+	fs.UintVar(&c.benchMix, "bench-mix-rps", 5000, "bench: rate of the final mix run (0: skip)")
+	fs.BoolVar(&c.local, "local", false, "start a throwaway local stack (PostgreSQL + auth-service from --bin) and test it")
+	fs.StringVar(&c.bin, "bin", "bin/auth-service", "auth-service binary for --local")
+	fs.IntVar(&c.seed.N, "seed", 0, "create N users with permissions and tokens in --database-url (default with --local: 10000)")
+	fs.StringVar(&c.seed.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "database --seed writes to")
+	fs.StringVar(&c.seed.PrivateKeyFile, "jwt-private-key-file", os.Getenv("JWT_PRIVATE_KEY_FILE"), "the service's signing key, for --seed tokens")
+	fs.StringVar(&c.seed.Issuer, "jwt-issuer", os.Getenv("JWT_ISSUER"), "iss of --seed tokens")
+	fs.StringVar(&c.seed.Audience, "jwt-audience", os.Getenv("JWT_AUDIENCE"), "aud of --seed tokens")
+	fs.DurationVar(&c.seed.TokenTTL, "token-ttl", 2*time.Hour, "lifetime of --seed tokens")
+	fs.StringVar(&c.data, "data", "", "JSON data set to read ids, emails and tokens from (nothing is written; see data.go)")
+	fs.StringVar(&c.out, "out", "loadtest/out", "folder for summary.json, data.json and ghz's HTML reports")
+	fs.DurationVar(&c.progress, "progress", 5*time.Second, "progress line interval (0: off)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if t.CACert != "" || t.Cert != "" || t.SkipVerify {
+		t.TLS = true
+	}
+	var problems []string
+	switch {
+	case c.local && t.Addr != "":
+		problems = append(problems, "--local and --addr exclude each other")
+	case !c.local && t.Addr == "":
+		problems = append(problems, "--addr HOST:PORT or --local is required")
+	}
+	if c.seed.N > 0 && c.data != "" {
+		problems = append(problems, "--seed and --data exclude each other")
+	}
+	if !c.local && c.seed.N == 0 && c.data == "" {
+		problems = append(problems, "--seed N (with a database) or --data FILE is required with --addr")
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		problems = append(problems, "--cert and --key go together")
+	}
+	if s.Concurrency == 0 || s.Connections == 0 {
+		problems = append(problems, "--concurrency and --connections must be at least 1")
+	}
+	if s.Duration <= 0 {
+		problems = append(problems, "--duration must be positive")
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest:", err)
+		return 2
+	}
+	failures, err := execute(ctx, c, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest:", err)
+		return 2
+	}
+	if len(failures) > 0 {
+		fmt.Fprintln(stdout, "\nFAIL")
+		for _, f := range failures {
+			fmt.Fprintln(stdout, "  gate failed:", f)
+		}
+		return 1
+	}
+	fmt.Fprintln(stdout, "\nPASS")
+	return 0
+}
+
+// execute prepares the target and the data set, runs, reports and returns the
+// failed gates.
+func execute(ctx context.Context, c *config, stdout, stderr io.Writer) ([]string, error) {
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return nil, err
+	}
+	if c.local {
+		start := time.Now()
+		logf, err := os.Create(filepath.Join(c.out, "service.log"))
+		if err != nil {
+			return nil, err
+		}
+		defer logf.Close()
+		// A state folder others can enter: as root, PostgreSQL runs as the
+		// postgres user, which cannot enter a 0700 temporary folder of root's.
+		dir, err := os.MkdirTemp("", "nova-auth-loadtest-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return nil, err
+		}
+		st, err := devstack.Start(ctx, devstack.Options{Bin: c.bin, Dir: filepath.Join(dir, "stack"), Log: logf})
+		if err != nil {
+			return nil, fmt.Errorf("local stack: %w", err)
+		}
+		defer st.Stop()
+		c.target.Addr = st.GRPCAddr
+		env := envMap(st.Env)
+		c.seed.DatabaseURL = env["DATABASE_URL"]
+		c.seed.PrivateKeyFile = env["JWT_PRIVATE_KEY_FILE"]
+		c.seed.Issuer, c.seed.Audience = env["JWT_ISSUER"], env["JWT_AUDIENCE"]
+		if c.seed.N == 0 && c.data == "" {
+			c.seed.N = 10000
+		}
+		fmt.Fprintf(stderr, "local stack up in %.1fs: gRPC %s, HTTP %s (service log: %s)\n",
+			time.Since(start).Seconds(), st.GRPCAddr, st.HTTPAddr, logf.Name())
+	}
+	if err := preflight(ctx, c.target); err != nil {
+		return nil, err
+	}
+	d, err := dataset(ctx, c, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDataset(ctx, c.target, d); err != nil {
+		return nil, err
+	}
+	ps, err := protoset()
+	if err != nil {
+		return nil, err
+	}
+	if c.bench {
+		return bench(ctx, c, d, ps, stdout, stderr)
+	}
+	return loadRun(ctx, c, d, ps, stdout, stderr)
+}
+
+func dataset(ctx context.Context, c *config, stderr io.Writer) (*Dataset, error) {
+	if c.data != "" {
+		return loadDataset(c.data)
+	}
+	start := time.Now()
+	d, err := seed(ctx, c.seed)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(c.out, "data.json")
+	if err := d.save(path); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "seeded %d users with permissions and tokens in %.1fs (data set: %s, reuse with --data)\n",
+		len(d.Users), time.Since(start).Seconds(), path)
+	return d, nil
+}
+
+// checkDataset asks the server about the data set's first user and token, so
+// users from another database or tokens signed with another key end the run
+// here, named, instead of as a wall of NOT_FOUND or invalid tokens.
+func checkDataset(ctx context.Context, t Target, d *Dataset) error {
+	cc, err := t.dial()
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	cl := authpb.NewAuthServiceClient(cc)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for k, v := range t.Metadata {
+		ctx = metadata.AppendToOutgoingContext(ctx, k, v)
+	}
+	u := d.Users[0]
+	if _, err := cl.GetUser(ctx, &authpb.GetUserRequest{UserId: u.ID}); err != nil {
+		if status.Code(err) == codes.NotFound {
+			return fmt.Errorf("the data set's user %s is not on the server at %s: wrong data set or database", u.ID, t.Addr)
+		}
+		return fmt.Errorf("GetUser of the data set's first user: %w", err)
+	}
+	v, err := cl.VerifyToken(ctx, &authpb.VerifyTokenRequest{Token: u.Token})
+	if err != nil {
+		return fmt.Errorf("VerifyToken of the data set's first token: %w", err)
+	}
+	if !v.GetValid() {
+		return fmt.Errorf("the server refuses the data set's tokens (%s): wrong signing key, issuer or audience, or expired", v.GetError())
+	}
+	return nil
+}
+
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// loadRun runs the mix, one scenario, or each scenario in turn, and gates it.
+func loadRun(ctx context.Context, c *config, d *Dataset, ps []byte, stdout, stderr io.Writer) ([]string, error) {
+	var rows []*Result
+	var failures []string
+	summary := map[string]any{"target": c.target.Addr, "shape": c.shape, "gates": c.gates, "started": time.Now()}
+	switch strings.ToLower(c.scenario) {
+	case "mix":
+		mix, err := parseMix(c.mix)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "mix for %s at %s against %s\n", c.shape.Duration, rateText(c.shape), c.target.Addr)
+		parts, total, err := runMix(ctx, c.target, mix, d, c.shape, ps, c.progress, stderr)
+		if err != nil {
+			return nil, err
+		}
+		if err := allFailed(total); err != nil {
+			return nil, err
+		}
+		for _, p := range parts {
+			rows = append(rows, p.Result)
+			if err := writeHTML(c.out, "mix-", p.Report); err != nil {
+				return nil, err
+			}
+		}
+		rows = append(rows, total)
+		failures = c.gates.check(total)
+		summary["mix"] = c.mix
+	default:
+		list := scenarios
+		if strings.ToLower(c.scenario) != "all" {
+			sc, err := scenarioByName(c.scenario)
+			if err != nil {
+				return nil, err
+			}
+			list = []Scenario{sc}
+		}
+		for _, sc := range list {
+			res, rep, err := runAlone(ctx, c, sc, d, c.shape, ps, stderr)
+			if err != nil {
+				return nil, err
+			}
+			if err := writeHTML(c.out, "", rep); err != nil {
+				return nil, err
+			}
+			rows = append(rows, res)
+			failures = append(failures, c.gates.check(res)...)
+		}
+	}
+	fmt.Fprintln(stdout)
+	printTable(stdout, rows)
+	summary["results"], summary["failures"] = rows, failures
+	if err := writeJSON(c.out, "summary.json", summary); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "\nreports: %s (summary.json, *.html)\n", c.out)
+	return failures, nil
+}
+
+// runAlone runs one scenario by itself with a progress line.
+func runAlone(ctx context.Context, c *config, sc Scenario, d *Dataset, s Shape, ps []byte, stderr io.Writer) (*Result, *runnerReport, error) {
+	msgs, err := sc.messages(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(stderr, "%s for %s at %s\n", sc.Name, s.Duration, rateText(s))
+	prog := &progress{}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go prog.report(pctx, stderr, sc.Name, c.progress, s.Duration)
+	res, rep, err := runOne(c.target, sc, msgs, s, ps, prog)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, rep, allFailed(res)
+}
+
+func rateText(s Shape) string {
+	switch {
+	case s.Schedule == "step" || s.Schedule == "line":
+		return fmt.Sprintf("%s load from %d req/s, %+d per step, up to %d", s.Schedule, s.Start, s.Step, s.End)
+	case s.RPS > 0:
+		return fmt.Sprintf("%d req/s (concurrency cap %d)", s.RPS, s.Concurrency)
+	}
+	return fmt.Sprintf("concurrency %d, unpaced", s.Concurrency)
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/bojand/ghz/printer"
+	"github.com/bojand/ghz/runner"
+)
+
+// printTable writes the summary: one row per scenario, the overall row last.
+func printTable(w io.Writer, rows []*Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tshare\tcalls\treq/s\tp50\tp90\tp95\tp99\tmax\terrors\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f%%\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.3f%%\t%s\n", r.Name, 100*r.Weight, r.Calls, r.RPS,
+			fmtDur(r.P50), fmtDur(r.P90), fmtDur(r.P95), fmtDur(r.P99), fmtDur(r.Max), 100*r.ErrorRate, codeList(r.Codes))
+	}
+	tw.Flush()
+}
+
+// codeList prints the non-OK status codes with their counts.
+func codeList(codes map[string]int) string {
+	var out []string
+	for c, n := range codes {
+		if c != "OK" {
+			out = append(out, fmt.Sprintf("%s=%d", c, n))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// writeJSON writes v as indented JSON to dir/name.
+func writeJSON(dir, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
+}
+
+// writeHTML writes ghz's HTML report of one run to dir/<prefix><name>.html.
+func writeHTML(dir, prefix string, rep *runner.Report) error {
+	f, err := os.Create(filepath.Join(dir, prefix+rep.Name+".html"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// The per-call details make the page heavy and add nothing the
+	// histogram does not show.
+	r := *rep
+	r.Details = nil
+	if err := (&printer.ReportPrinter{Out: f, Report: &r}).Print("html"); err != nil {
+		return err
+	}
+	return f.Close()
+}
