@@ -66,6 +66,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		KeepaliveTime:        cfg.GRPCKeepaliveTime,
 		KeepaliveTimeout:     cfg.GRPCKeepaliveTimeout,
 		KeepaliveMinTime:     cfg.GRPCKeepaliveMinTime,
+		MaxConnectionAge:     cfg.GRPCMaxConnectionAge,
+		MaxConnectionGrace:   cfg.ShutdownTimeout,
 		RequestTimeout:       cfg.RequestTimeout,
 		Reflection:           cfg.GRPCReflection,
 	}, log)

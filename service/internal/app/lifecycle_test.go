@@ -162,6 +162,25 @@ func TestDeadlines(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Let any statement the service left behind finish before counting: an
+	// UPDATE still queued on the row would run now that the lock is gone.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var active int
+		if err := e.st.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()
+			AND state = 'active' AND query LIKE '%failed_login_attempts%'`).Scan(&active); err != nil {
+			t.Fatal(err)
+		}
+		if active == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d abandoned statements still run", active)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
 	r, err := e.client.GetUser(ctx, &authpb.GetUserRequest{UserId: id})
 	wantCode(t, err, codes.OK)
 	if n := r.GetUser().GetFailedLoginAttempts(); n != 0 {

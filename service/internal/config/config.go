@@ -26,6 +26,7 @@ type Config struct {
 	GRPCKeepaliveTime        time.Duration
 	GRPCKeepaliveTimeout     time.Duration
 	GRPCKeepaliveMinTime     time.Duration
+	GRPCMaxConnectionAge     time.Duration
 	GRPCReflection           bool
 	ShutdownDelay            time.Duration
 	ShutdownTimeout          time.Duration
@@ -87,6 +88,8 @@ var Vars = []Var{
 		func(c *Config, v string) error { return dur(&c.GRPCKeepaliveTimeout, v, time.Second) }},
 	{"GRPC_KEEPALIVE_MIN_TIME", "10s", "Clients pinging more often than this are disconnected (enforcement policy).", false,
 		func(c *Config, v string) error { return dur(&c.GRPCKeepaliveMinTime, v, time.Second) }},
+	{"GRPC_MAX_CONNECTION_AGE", "5m", "Connections are closed gracefully after this long (in-flight calls get SHUTDOWN_TIMEOUT), so clients re-resolve DNS and spread over new replicas after a scale-up; 0s keeps them forever.", false,
+		func(c *Config, v string) error { return dur(&c.GRPCMaxConnectionAge, v, 0) }},
 	{"GRPC_REFLECTION", "true", "Serve gRPC server reflection (grpcurl without .proto files).", false,
 		func(c *Config, v string) error { return boolVar(&c.GRPCReflection, v) }},
 	{"SHUTDOWN_DELAY", "5s", "On SIGTERM, how long the service reports unready before it stops accepting calls, so load balancers stop routing to it (0s to disable).", false,

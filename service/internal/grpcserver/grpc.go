@@ -21,6 +21,8 @@ type Options struct {
 	KeepaliveTime        time.Duration
 	KeepaliveTimeout     time.Duration
 	KeepaliveMinTime     time.Duration
+	MaxConnectionAge     time.Duration // 0: forever
+	MaxConnectionGrace   time.Duration
 	RequestTimeout       time.Duration
 	Reflection           bool
 }
@@ -31,11 +33,15 @@ const ServiceName = "nova.auth_service.AuthService"
 // NewGRPC builds the gRPC server with AuthService, grpc.health.v1 (NOT_SERVING
 // until the caller flips it) and, when enabled, reflection.
 func NewGRPC(h *Server, hs *health.Server, m *metrics.GRPC, o Options, log *slog.Logger) (*grpc.Server, *Invoker) {
+	kp := keepalive.ServerParameters{Time: o.KeepaliveTime, Timeout: o.KeepaliveTimeout}
+	if o.MaxConnectionAge > 0 {
+		kp.MaxConnectionAge, kp.MaxConnectionAgeGrace = o.MaxConnectionAge, o.MaxConnectionGrace
+	}
 	ic := chain(recoverer(log), m.Unary, deadline(o.RequestTimeout), statusMapper(log))
 	s := grpc.NewServer(
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgBytes),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: o.KeepaliveTime, Timeout: o.KeepaliveTimeout}),
+		grpc.KeepaliveParams(kp),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.UnaryInterceptor(ic),
 	)
