@@ -54,7 +54,7 @@ func DefaultCacheDir() string {
 }
 
 // BuildComponents builds etcd, the Kubernetes control-plane and node
-// binaries and kubectl from the pinned components module into a folder of
+// binaries, kubectl and CoreDNS from the pinned components module into a folder of
 // cacheDir keyed by the module's go.mod/go.sum, the Go version and the build
 // flags, and returns that folder. A warm cache returns at once.
 func BuildComponents(ctx context.Context, cacheDir string, log io.Writer) (string, error) {
@@ -64,11 +64,13 @@ func BuildComponents(ctx context.Context, cacheDir string, log io.Writer) (strin
 	}
 	modDir := filepath.Join(src, "components")
 	ldflags := versionLDFlags()
-	key, err := cacheKey(modDir, []string{"go.mod", "go.sum", "etcd/main.go"}, ldflags, strings.Join(componentCommands, " "))
+	key, err := cacheKey(modDir, []string{"go.mod", "go.sum", "etcd/main.go", "coredns/go.mod", "coredns/go.sum", "coredns/main.go"},
+		ldflags, strings.Join(componentCommands, " "))
 	if err != nil {
 		return "", err
 	}
 	out := filepath.Join(cacheDir, "components-"+key)
+	defer pruneOld(cacheDir, "components-", out)
 	return out, cached(cacheDir, out, func(tmp string) error {
 		fmt.Fprintf(log, "localcluster: building etcd and Kubernetes %s components into %s (cold: several minutes)\n", KubernetesVersion, out)
 		start := time.Now()
@@ -79,6 +81,14 @@ func BuildComponents(ctx context.Context, cacheDir string, log io.Writer) (strin
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("building components: %w", err)
+		}
+		// CoreDNS is a module of its own (see coredns/go.mod).
+		cmd = exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(tmp, "coredns"), ".")
+		cmd.Dir = filepath.Join(modDir, "coredns")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building coredns: %w", err)
 		}
 		fmt.Fprintf(log, "localcluster: components built in %s\n", time.Since(start).Round(time.Second))
 		return nil
@@ -175,4 +185,15 @@ func cached(cacheDir, out string, build func(tmp string) error) error {
 		return err
 	}
 	return os.Rename(tmp, out)
+}
+
+// pruneOld removes the other builds named prefix* in cacheDir (older pins),
+// which are several hundred megabytes each.
+func pruneOld(cacheDir, prefix, keep string) {
+	old, _ := filepath.Glob(filepath.Join(cacheDir, prefix+"*"))
+	for _, d := range old {
+		if d != keep && !strings.HasSuffix(d, ".tmp") {
+			os.RemoveAll(d)
+		}
+	}
 }

@@ -163,3 +163,24 @@ func cniBinDir() string {
 	}
 	return "/usr/lib/cni"
 }
+
+// corefile serves cluster.local (and reverse lookups of pods and Services)
+// from the API server on the bridge gateway, the pods' only nameserver. There
+// is no forward: other names fail, and no query leaves the host.
+func (c *Cluster) corefile() string {
+	return fmt.Sprintf(`.:53 {
+    bind %[1]s
+    ready 127.0.0.1:%[2]d
+    health 127.0.0.1:%[3]d
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig %[4]q nova-auth-local
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }
+    cache 5
+    loadbalance
+}
+`, c.GatewayIP, c.ports.dnsReady, c.ports.dnsHealth, c.path("coredns.kubeconfig"))
+}

@@ -139,6 +139,7 @@ type Cluster struct {
 type ports struct {
 	etcd, etcdPeer, apiserver, controllerManager, scheduler int
 	kubelet, kubeletHealthz, proxyHealthz, proxyMetrics     int
+	dnsReady, dnsHealth                                     int
 }
 
 // state is state.json in the run folder: what Attach and the cleanup of a
@@ -450,7 +451,19 @@ func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
 	if _, err := c.start("kube-proxy", c.bin("kube-proxy"), "--config="+c.path("kube-proxy.yaml")); err != nil {
 		return err
 	}
-	return c.waitNodeReady(ctx)
+	if _, err := c.Kubectl(ctx, "create", "clusterrolebinding", "nova-auth:coredns", "--clusterrole=view", "--user=nova-auth:coredns"); err != nil {
+		return err
+	}
+	if err := writeFile(c.path("Corefile"), c.corefile()); err != nil {
+		return err
+	}
+	if _, err := c.start("coredns", c.bin("coredns"), "-conf", c.path("Corefile")); err != nil {
+		return err
+	}
+	if err := c.waitNodeReady(ctx); err != nil {
+		return err
+	}
+	return c.waitHTTP(ctx, "coredns", fmt.Sprintf("http://127.0.0.1:%d/ready", c.ports.dnsReady), nil)
 }
 
 func (c *Cluster) bin(name string) string { return filepath.Join(c.BinDir, name) }
@@ -478,6 +491,9 @@ func (c *Cluster) writePKI() error {
 		{"scheduler.kubeconfig", "system:kube-scheduler", ""},
 		{"kubelet.kubeconfig", "system:node:" + NodeName, "system:nodes"},
 		{"kube-proxy.kubeconfig", "system:kube-proxy", ""},
+		// CoreDNS reads Services, EndpointSlices, Namespaces and Pods
+		// cluster-wide; the built-in "view" role covers them (bound at Up).
+		{"coredns.kubeconfig", "nova-auth:coredns", ""},
 	}
 	for _, cl := range clients {
 		var orgs []string
@@ -525,8 +541,9 @@ func freePorts() (ports, error) {
 	p := ports{
 		etcd: next(), etcdPeer: next(), apiserver: next(), controllerManager: next(), scheduler: next(),
 		kubelet: next(), kubeletHealthz: next(), proxyHealthz: next(), proxyMetrics: next(),
+		dnsReady: next(), dnsHealth: next(),
 	}
-	if p.proxyMetrics == 0 {
+	if p.dnsHealth == 0 {
 		return p, errors.New("no free loopback ports")
 	}
 	return p, nil
@@ -688,12 +705,16 @@ func (c *Cluster) Down(ctx context.Context) error {
 	stop := func(names ...string) {
 		for _, n := range names {
 			if p := byName[n]; p != nil {
+				t := time.Now()
 				p.stop(10 * time.Second)
+				if d := time.Since(t); d > 2*time.Second {
+					fmt.Fprintf(c.opts.Log, "localcluster: %s took %s to stop\n", n, d.Round(100*time.Millisecond))
+				}
 			}
 		}
 	}
 	// kubelet first, so that it does not restart what the runtime removes.
-	stop("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager")
+	stop("kubelet", "kube-proxy", "coredns", "kube-scheduler", "kube-controller-manager")
 	if p := byName["containerd"]; p != nil && !p.exited() {
 		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		if err := removeAllPods(rctx, c.containerdSocket()); err != nil {

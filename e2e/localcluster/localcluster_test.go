@@ -32,7 +32,8 @@ const helloImage = "localhost/nova-auth/hello:1"
 
 // TestLocalCluster brings a cluster up, runs a tiny workload under the
 // "restricted" Pod Security level, reads its logs, execs in it, port-forwards
-// to it and reaches it through a ClusterIP Service from another pod, then
+// to it and reaches it through a ClusterIP Service from another pod, by IP
+// and by name, then
 // brings the cluster down and checks the host is as it was.
 func TestLocalCluster(t *testing.T) {
 	if err := localcluster.Check(); err != nil {
@@ -153,18 +154,25 @@ func TestLocalCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("service", func(t *testing.T) {
-		client := helloPod("client", []string{"/hello", "-retry-for=30s", "-get", "http://" + svc.Spec.ClusterIP + "/"})
-		client.Spec.RestartPolicy = corev1.RestartPolicyNever
-		if _, err := cs.CoreV1().Pods(ns).Create(ctx, client, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		phase := waitPodDone(t, ctx, cs, ns, "client")
-		b, _ := cs.CoreV1().Pods(ns).GetLogs("client", &corev1.PodLogOptions{}).DoRaw(ctx)
-		if phase != corev1.PodSucceeded || !strings.Contains(string(b), "hello from hello-") {
-			t.Fatalf("client pod %s, output %q; want Succeeded and a reply from a hello pod", phase, b)
-		}
-	})
+	// A second pod reaches the Deployment through the Service: by ClusterIP
+	// (kube-proxy), and by name (CoreDNS on the bridge gateway).
+	for name, url := range map[string]string{
+		"service": "http://" + svc.Spec.ClusterIP + "/",
+		"dns":     "http://hello." + ns + ".svc.cluster.local/",
+	} {
+		t.Run(name, func(t *testing.T) {
+			client := helloPod("client-"+name, []string{"/hello", "-retry-for=30s", "-get", url})
+			client.Spec.RestartPolicy = corev1.RestartPolicyNever
+			if _, err := cs.CoreV1().Pods(ns).Create(ctx, client, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			phase := waitPodDone(t, ctx, cs, ns, client.Name)
+			b, _ := cs.CoreV1().Pods(ns).GetLogs(client.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			if phase != corev1.PodSucceeded || !strings.Contains(string(b), "hello from hello-") {
+				t.Fatalf("client pod %s, output %q; want Succeeded and a reply from a hello pod", phase, b)
+			}
+		})
+	}
 
 	downStart := time.Now()
 	downed = true

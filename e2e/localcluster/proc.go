@@ -169,7 +169,7 @@ func processesUnder(dir string) []int {
 // alone.
 var ownNames = map[string]bool{
 	"etcd": true, "kube-apiserver": true, "kube-controller-manager": true, "kube-scheduler": true,
-	"kubelet": true, "kube-proxy": true, "containerd": true, "containerd-shim-runc-v2": true,
+	"kubelet": true, "kube-proxy": true, "coredns": true, "containerd": true, "containerd-shim-runc-v2": true,
 	"containerd-shim": true, "runc": true, "ctr": true,
 }
 
