@@ -23,4 +23,4 @@ bench: build ## Health-check floor, each RPC as a ratio of it (p50/p99), then th
 .PHONY: loadtest-smoke
 loadtest-smoke: build ## Short gated mix against a local stack (what `make test` runs through go test ./loadtest)
 	$(GO) run ./loadtest --local --bin $(BIN)/auth-service --out loadtest/out/smoke \
-		--seed 1000 --rps 1200 --duration 4s --warmup 200 --progress 0 $(LOADTEST_FLAGS)
+		--seed 1000 --rps 1500 --duration 6s --warmup-time 2s --warmup 0 --progress 0 $(LOADTEST_FLAGS)

@@ -99,7 +99,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.UintVar(&s.Concurrency, "concurrency", 16, "concurrent workers (split by weight in the mix)")
 	fs.UintVar(&s.Connections, "connections", 1, "gRPC connections (per scenario in the mix, split by weight)")
 	fs.DurationVar(&s.Duration, "duration", 20*time.Second, "timed run; calls in flight at the end are awaited and counted")
-	fs.UintVar(&s.Warmup, "warmup", 500, "calls at the start left out of the statistics")
+	fs.UintVar(&s.Warmup, "warmup", 500, "calls at the start left out of the statistics (split by weight in the mix)")
+	fs.DurationVar(&s.WarmupTime, "warmup-time", 2*time.Second, "calls started in the first part of the run left out too (connection and pool growth)")
 	fs.DurationVar(&s.Timeout, "timeout", 5*time.Second, "per-call deadline")
 
 	fs.DurationVar(&g.P95, "p95", 200*time.Millisecond, "gate: fail when p95 latency is above (0: off)")
@@ -148,8 +149,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if s.Concurrency == 0 || s.Connections == 0 {
 		problems = append(problems, "--concurrency and --connections must be at least 1")
 	}
-	if s.Duration <= 0 {
-		problems = append(problems, "--duration must be positive")
+	if s.Duration <= 0 || s.WarmupTime < 0 || s.WarmupTime >= s.Duration {
+		problems = append(problems, "--duration must be positive and longer than --warmup-time")
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))

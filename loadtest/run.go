@@ -49,6 +49,7 @@ type Shape struct {
 	Connections  uint          // gRPC connections
 	Duration     time.Duration // timed run; calls in flight at the end are awaited
 	Warmup       uint          // calls left out of the statistics at the start
+	WarmupTime   time.Duration // calls started this early in the run are left out too
 	Timeout      time.Duration // per-call deadline
 }
 
@@ -175,6 +176,7 @@ func (p *progress) report(ctx context.Context, w io.Writer, label string, every,
 
 // runOne drives one scenario with ghz and summarises it.
 func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, prog *progress) (*Result, *runner.Report, error) {
+	since := time.Now().Add(s.WarmupTime)
 	n := int64(len(msgs))
 	opts := []runner.Option{
 		runner.WithName(sc.Name),
@@ -228,7 +230,7 @@ func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", sc.Name, err)
 	}
-	res := summarize(sc.Name, rep.Details, rep.StatusCodeDist, rep.ErrorDist)
+	res := summarize(sc.Name, rep.Details, since)
 	res.Weight = 1
 	return res, rep, nil
 }
@@ -256,6 +258,7 @@ func runMix(ctx context.Context, t Target, mix []Weight, d *Dataset, s Shape, ps
 	defer stop()
 	go prog.report(pctx, log, "mix", progEvery, s.Duration)
 
+	since := time.Now().Add(s.WarmupTime)
 	parts := make([]Part, len(mix))
 	errs := make([]error, len(mix))
 	var wg sync.WaitGroup
@@ -275,17 +278,10 @@ func runMix(ctx context.Context, t Target, mix []Weight, d *Dataset, s Shape, ps
 		return nil, nil, err
 	}
 	var all []runner.ResultDetail
-	codes, msgsDist := map[string]int{}, map[string]int{}
 	for _, p := range parts {
 		all = append(all, p.Report.Details...)
-		for k, v := range p.Report.StatusCodeDist {
-			codes[k] += v
-		}
-		for k, v := range p.Report.ErrorDist {
-			msgsDist[k] += v
-		}
 	}
-	total := summarize("mix", all, codes, msgsDist)
+	total := summarize("mix", all, since)
 	total.Weight = 1
 	return parts, total, nil
 }
@@ -307,12 +303,19 @@ type Result struct {
 	ErrorMsgs map[string]int `json:"errors_by_message,omitempty"`
 }
 
-// summarize computes a row from every counted call. Failed calls count in the
-// latency percentiles too; throughput is calls over the span from the first
+// summarize computes a row from the calls that started at or after since (the
+// end of the warm-up). Failed calls count in the latency percentiles too; throughput is calls over the span from the first
 // counted call's start to the last one's end, so skipped warm-up calls and the
 // final drain do not dilute it.
-func summarize(name string, details []runner.ResultDetail, codes, errMsgs map[string]int) *Result {
-	r := &Result{Name: name, Calls: len(details), Codes: codes, ErrorMsgs: errMsgs}
+func summarize(name string, all []runner.ResultDetail, since time.Time) *Result {
+	r := &Result{Name: name, Codes: map[string]int{}, ErrorMsgs: map[string]int{}}
+	details := make([]runner.ResultDetail, 0, len(all))
+	for _, d := range all {
+		if !d.Timestamp.Add(-d.Latency).Before(since) {
+			details = append(details, d)
+		}
+	}
+	r.Calls = len(details)
 	if len(details) == 0 {
 		return r
 	}
@@ -320,8 +323,14 @@ func summarize(name string, details []runner.ResultDetail, codes, errMsgs map[st
 	var first, last time.Time
 	for i, d := range details {
 		lat[i] = d.Latency
-		if d.Error != "" || (d.Status != "" && d.Status != "OK") {
+		code := d.Status
+		if code == "" {
+			code = "Unknown"
+		}
+		r.Codes[code]++
+		if d.Error != "" || code != "OK" {
 			r.Errors++
+			r.ErrorMsgs[d.Error]++
 		}
 		start := d.Timestamp.Add(-d.Latency)
 		if first.IsZero() || start.Before(first) {
