@@ -184,3 +184,29 @@ func (c *Cluster) corefile() string {
 }
 `, c.GatewayIP, c.ports.dnsReady, c.ports.dnsHealth, c.path("coredns.kubeconfig"))
 }
+
+const corednsRBAC = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: nova-auth:coredns
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: nova-auth:coredns
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: nova-auth:coredns
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: nova-auth:coredns
+`

@@ -132,6 +132,7 @@ type Cluster struct {
 	created  []string
 	tables   []string
 	lock     *os.File
+	started  time.Time
 	mu       sync.Mutex
 	attached bool
 }
@@ -261,6 +262,7 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	start := time.Now()
+	c.started = start
 	if err := c.start1(ctx, pause); err != nil {
 		c.logTails(opts.Log)
 		if derr := c.Down(context.Background()); derr != nil {
@@ -322,7 +324,6 @@ func gatewayIP(subnet string) (string, error) {
 }
 
 func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
-	log := c.opts.Log
 	var err error
 	if c.ports, err = freePorts(); err != nil {
 		return err
@@ -363,7 +364,7 @@ func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
 		return err
 	}
 
-	fmt.Fprintln(log, "localcluster: starting etcd and containerd")
+	c.logf("starting etcd and containerd")
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", c.ports.etcd)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", c.ports.etcdPeer)
 	if _, err := c.start("etcd", c.bin("etcd"),
@@ -380,8 +381,9 @@ func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
 	if err := c.waitHTTP(ctx, "etcd", etcdURL+"/health", nil); err != nil {
 		return err
 	}
+	c.logf("etcd ready")
 
-	fmt.Fprintln(log, "localcluster: starting kube-apiserver")
+	c.logf("starting kube-apiserver")
 	pk := c.path("pki")
 	if _, err := c.start("kube-apiserver", c.bin("kube-apiserver"),
 		"--etcd-servers="+etcdURL,
@@ -406,6 +408,7 @@ func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
 	if err := c.importPause(ctx, pauseBin); err != nil {
 		return err
 	}
+	c.logf("pause image loaded")
 	tlsCfg, err := c.adminTLS()
 	if err != nil {
 		return err
@@ -413,8 +416,18 @@ func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
 	if err := c.waitHTTP(ctx, "kube-apiserver", c.Server+"/readyz", tlsCfg); err != nil {
 		return err
 	}
+	c.logf("kube-apiserver ready")
+	// CoreDNS's own role (as kubeadm's system:coredns), not the aggregated
+	// "view", whose rules only appear once the controller-manager has run:
+	// CoreDNS refused at its first list backs off for long.
+	if err := writeFile(c.path("coredns-rbac.yaml"), corednsRBAC); err != nil {
+		return err
+	}
+	if _, err := c.Kubectl(ctx, "apply", "-f", c.path("coredns-rbac.yaml")); err != nil {
+		return err
+	}
 
-	fmt.Fprintln(log, "localcluster: starting controller-manager, scheduler, kubelet, kube-proxy")
+	c.logf("starting controller-manager, scheduler, kubelet, kube-proxy")
 	if _, err := c.start("kube-controller-manager", c.bin("kube-controller-manager"),
 		"--kubeconfig="+c.path("controller-manager.kubeconfig"),
 		"--authentication-kubeconfig="+c.path("controller-manager.kubeconfig"),
@@ -451,9 +464,6 @@ func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
 	if _, err := c.start("kube-proxy", c.bin("kube-proxy"), "--config="+c.path("kube-proxy.yaml")); err != nil {
 		return err
 	}
-	if _, err := c.Kubectl(ctx, "create", "clusterrolebinding", "nova-auth:coredns", "--clusterrole=view", "--user=nova-auth:coredns"); err != nil {
-		return err
-	}
 	if err := writeFile(c.path("Corefile"), c.corefile()); err != nil {
 		return err
 	}
@@ -463,7 +473,13 @@ func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
 	if err := c.waitNodeReady(ctx); err != nil {
 		return err
 	}
+	c.logf("node Ready")
 	return c.waitHTTP(ctx, "coredns", fmt.Sprintf("http://127.0.0.1:%d/ready", c.ports.dnsReady), nil)
+}
+
+// logf writes a progress line with the time since Up began.
+func (c *Cluster) logf(format string, args ...any) {
+	fmt.Fprintf(c.opts.Log, "localcluster: [%5.1fs] %s\n", time.Since(c.started).Seconds(), fmt.Sprintf(format, args...))
 }
 
 func (c *Cluster) bin(name string) string { return filepath.Join(c.BinDir, name) }
@@ -492,7 +508,7 @@ func (c *Cluster) writePKI() error {
 		{"kubelet.kubeconfig", "system:node:" + NodeName, "system:nodes"},
 		{"kube-proxy.kubeconfig", "system:kube-proxy", ""},
 		// CoreDNS reads Services, EndpointSlices, Namespaces and Pods
-		// cluster-wide; the built-in "view" role covers them (bound at Up).
+		// cluster-wide (corednsRBAC, applied at Up).
 		{"coredns.kubeconfig", "nova-auth:coredns", ""},
 	}
 	for _, cl := range clients {
