@@ -3,6 +3,7 @@ package localcluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,6 +50,9 @@ func TestLocalCluster(t *testing.T) {
 	// A run killed earlier is cleaned first, so that the snapshot is of the
 	// host as it is without a cluster.
 	if err := localcluster.Clean(opts); err != nil {
+		if errors.Is(err, localcluster.ErrRunning) {
+			t.Fatalf("%v: a cluster from `make cluster-up` is running; this test needs the host to itself (make cluster-down)", err)
+		}
 		t.Fatal(err)
 	}
 	before := localcluster.SnapshotHost(opts.Dir)
