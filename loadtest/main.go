@@ -49,27 +49,34 @@ type config struct {
 	benchMix uint
 	local    bool
 	bin      string
+	svcEnv   map[string]string
 	seed     SeedOptions
 	data     string
 	out      string
 	progress time.Duration
 }
 
-// metadataFlag collects repeated --metadata key=value.
-type metadataFlag map[string]string
+// kvFlag collects repeated key=value flags; gRPC metadata keys are lower case.
+type kvFlag struct {
+	m     map[string]string
+	lower bool
+}
 
-func (m metadataFlag) String() string { return "" }
-func (m metadataFlag) Set(v string) error {
+func (f kvFlag) String() string { return "" }
+func (f kvFlag) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
 	if !ok || k == "" {
 		return fmt.Errorf("want key=value, got %q", v)
 	}
-	m[strings.ToLower(k)] = val
+	if f.lower {
+		k = strings.ToLower(k)
+	}
+	f.m[k] = val
 	return nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
-	c := &config{target: Target{Metadata: metadataFlag{}}}
+	c := &config{target: Target{Metadata: map[string]string{}}, svcEnv: map[string]string{}}
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -85,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&t.ServerName, "server-name", "", "name to verify in the server certificate (TLS SNI)")
 	fs.BoolVar(&t.SkipVerify, "skip-verify", false, "TLS without verifying the server certificate")
 	fs.StringVar(&t.Authority, "authority", "", ":authority header (virtual host behind a proxy)")
-	fs.Var(metadataFlag(t.Metadata), "metadata", "per-call metadata key=value, repeatable (e.g. 'authorization=Bearer …')")
+	fs.Var(kvFlag{t.Metadata, true}, "metadata", "per-call metadata key=value, repeatable (e.g. 'authorization=Bearer …')")
 	fs.DurationVar(&t.DialTimeout, "dial-timeout", 5*time.Second, "how long to wait for the server before giving up")
 
 	fs.StringVar(&c.scenario, "scenario", "mix", "mix, all (each RPC alone, one after another), or one RPC name, or HealthCheck")
@@ -112,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.UintVar(&c.benchMix, "bench-mix-rps", 5000, "bench: rate of the final mix run (0: skip)")
 	fs.BoolVar(&c.local, "local", false, "start a throwaway local stack (PostgreSQL + auth-service from --bin) and test it")
 	fs.StringVar(&c.bin, "bin", "bin/auth-service", "auth-service binary for --local")
+	fs.Var(kvFlag{c.svcEnv, false}, "service-env", "--local: KEY=value for the service's environment, repeatable (e.g. JWT_VERIFY_CACHE_SIZE=0)")
 	fs.IntVar(&c.seed.N, "seed", 0, "create N users with permissions and tokens in --database-url (default with --local: 10000)")
 	fs.StringVar(&c.seed.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "database --seed writes to")
 	fs.StringVar(&c.seed.PrivateKeyFile, "jwt-private-key-file", os.Getenv("JWT_PRIVATE_KEY_FILE"), "the service's signing key, for --seed tokens")
@@ -206,7 +214,11 @@ func execute(ctx context.Context, c *config, stdout, stderr io.Writer) ([]string
 		if err := os.Chmod(dir, 0o755); err != nil {
 			return nil, err
 		}
-		st, err := devstack.Start(ctx, devstack.Options{Bin: c.bin, Dir: filepath.Join(dir, "stack"), Log: logf})
+		var svcEnv []string
+		for k, v := range c.svcEnv {
+			svcEnv = append(svcEnv, k+"="+v)
+		}
+		st, err := devstack.Start(ctx, devstack.Options{Bin: c.bin, Dir: filepath.Join(dir, "stack"), Log: logf, Env: svcEnv})
 		if err != nil {
 			return nil, fmt.Errorf("local stack: %w", err)
 		}
