@@ -461,6 +461,12 @@ func TestTestPod(t *testing.T) {
 	if p.Spec.Containers[0].Image != "ghcr.io/nova-auth/auth-service:0.1.0" {
 		t.Errorf("test pod image = %q, want the service's own", p.Spec.Containers[0].Image)
 	}
+	// Without cluster DNS: Kubernetes expands $(VAR) from the Service links.
+	r = mustRender(t, values(t, "", dbURL, "tests.address=$(NOVA_AUTH_SERVICE_HOST):$(NOVA_AUTH_SERVICE_PORT_GRPC)"), renderOpts{})
+	into(t, r.one(t, "Pod", "nova-auth-test"), &p)
+	if got := p.Spec.Containers[0].Args[2]; got != "$(NOVA_AUTH_SERVICE_HOST):$(NOVA_AUTH_SERVICE_PORT_GRPC)" {
+		t.Errorf("tests.address: --addr %q", got)
+	}
 }
 
 func TestMinimalScenario(t *testing.T) {

@@ -283,3 +283,25 @@ func contains(lines []string, l string) bool {
 	}
 	return false
 }
+
+// TestPackageContents: .helmignore keeps the ci/ scenarios and the README
+// template out of the package, and the helm test pod in it.
+func TestPackageContents(t *testing.T) {
+	c := loadChart(t)
+	var names []string
+	for _, f := range c.Raw {
+		names = append(names, f.Name)
+	}
+	hasTest := false
+	for _, n := range names {
+		if strings.HasPrefix(n, "ci/") || n == "README.md.gotmpl" {
+			t.Errorf("%s is packaged", n)
+		}
+		if n == "templates/tests/test-grpc-health.yaml" {
+			hasTest = true
+		}
+	}
+	if !hasTest {
+		t.Errorf("the helm test pod is not packaged: %v", names)
+	}
+}
