@@ -14,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -451,8 +452,8 @@ func TestTestPod(t *testing.T) {
 	r := defaultScenario(t)
 	var p corev1.Pod
 	into(t, r.one(t, "Pod", "nova-auth-test"), &p)
-	if p.Annotations["helm.sh/hook"] != "test" {
-		t.Errorf("test pod hook = %q", p.Annotations["helm.sh/hook"])
+	if p.Annotations["helm.sh/hook"] != "test" || p.Annotations["helm.sh/hook-delete-policy"] != "before-hook-creation,hook-succeeded" {
+		t.Errorf("test pod hook annotations = %v: it must run on `helm test` and leave nothing after passing", p.Annotations)
 	}
 	args := strings.Join(p.Spec.Containers[0].Args, " ")
 	if args != "healthcheck --addr nova-auth-grpc.nova-auth.svc:9080 --service nova.auth_service.AuthService --timeout 5s" {
@@ -519,8 +520,18 @@ func TestFullScenario(t *testing.T) {
 	if *spec.TerminationGracePeriodSeconds != 60 {
 		t.Errorf("terminationGracePeriodSeconds = %d", *spec.TerminationGracePeriodSeconds)
 	}
-	if len(r.find("ServiceMonitor")) != 1 {
-		t.Error("no ServiceMonitor although the CRD exists")
+	sm := r.one(t, "ServiceMonitor", "nova-auth")
+	sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	for _, svc := range r.find("Service") {
+		matches := true
+		for k, v := range sel {
+			if svc.GetLabels()[k] != v {
+				matches = false
+			}
+		}
+		if matches != (svc.GetName() == "nova-auth-grpc") {
+			t.Errorf("ServiceMonitor selector %v matches Service %s: %v (want the headless one only)", sel, svc.GetName(), matches)
+		}
 	}
 	without := mustRender(t, values(t, s.path), renderOpts{})
 	if len(without.find("ServiceMonitor")) != 0 {
