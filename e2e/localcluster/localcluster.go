@@ -23,11 +23,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,6 +125,10 @@ type Cluster struct {
 	GatewayIP string
 	// PodSubnet and ServiceSubnet are the pod and ClusterIP ranges.
 	PodSubnet, ServiceSubnet string
+	// HostBefore is the host as Up found it, after cleaning a killed run and
+	// before starting anything: after Down,
+	// HostBefore.Diff(SnapshotHost(c.Dir)) should be empty.
+	HostBefore HostState
 
 	bridge   string
 	opts     Options
@@ -228,6 +234,7 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 	if err := Clean(opts); err != nil {
 		return nil, fmt.Errorf("cleaning an earlier run: %w", err)
 	}
+	before := SnapshotHost(opts.Dir)
 	bin, err := BuildComponents(ctx, opts.CacheDir, opts.Log)
 	if err != nil {
 		return nil, err
@@ -245,7 +252,7 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 		PodSubnet: opts.PodSubnet, ServiceSubnet: opts.ServiceSubnet,
 		bridge: opts.Bridge, opts: opts,
 		sysctls: readSysctls(), created: missingHostFolders(), tables: iptablesTables(),
-		lock: lock,
+		lock: lock, HostBefore: before,
 	}
 	c.Kubeconfig = c.path("kubeconfig")
 	for _, d := range []string{"logs", "pki", "etcd", "containerd", "cni/net.d", "kubelet", "pod-logs"} {
@@ -539,20 +546,34 @@ func (c *Cluster) adminTLS() (*tls.Config, error) {
 	return tlsFromPKI(c.path("pki"), "kubeconfig-client")
 }
 
+// freePorts picks the components' ports below the kernel's ephemeral range,
+// so that no outgoing connection opened during the start takes one between
+// the pick and the component's bind.
 func freePorts() (ports, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				lo = n
+			}
 		}
-	}()
+	}
+	used := map[int]bool{}
 	next := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0
+		for try := 0; try < 1000; try++ {
+			p := lo - 10000 + rand.IntN(10000)
+			if used[p] {
+				continue
+			}
+			l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+			if err != nil {
+				continue
+			}
+			l.Close()
+			used[p] = true
+			return p
 		}
-		ls = append(ls, l)
-		return l.Addr().(*net.TCPAddr).Port
+		return 0
 	}
 	p := ports{
 		etcd: next(), etcdPeer: next(), apiserver: next(), controllerManager: next(), scheduler: next(),
@@ -560,7 +581,7 @@ func freePorts() (ports, error) {
 		dnsReady: next(), dnsHealth: next(),
 	}
 	if p.dnsHealth == 0 {
-		return p, errors.New("no free loopback ports")
+		return p, errors.New("no free ports below the ephemeral range")
 	}
 	return p, nil
 }

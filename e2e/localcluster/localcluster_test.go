@@ -47,16 +47,6 @@ func TestLocalCluster(t *testing.T) {
 	defer cancel()
 
 	opts := localcluster.Options{Log: testWriter{t}, ArtifactsDir: os.Getenv("LOCALCLUSTER_ARTIFACTS")}
-	// A run killed earlier is cleaned first, so that the snapshot is of the
-	// host as it is without a cluster.
-	if err := localcluster.Clean(opts); err != nil {
-		if errors.Is(err, localcluster.ErrRunning) {
-			t.Fatalf("%v: a cluster from `make cluster-up` is running; this test needs the host to itself (make cluster-down)", err)
-		}
-		t.Fatal(err)
-	}
-	before := localcluster.SnapshotHost(opts.Dir)
-
 	// Build first, so that the start time below is a warm start.
 	buildStart := time.Now()
 	if _, err := localcluster.BuildComponents(ctx, localcluster.DefaultCacheDir(), testWriter{t}); err != nil {
@@ -66,6 +56,9 @@ func TestLocalCluster(t *testing.T) {
 
 	start := time.Now()
 	c, err := localcluster.Up(ctx, opts)
+	if errors.Is(err, localcluster.ErrRunning) {
+		t.Fatalf("%v: this test needs the host to itself (make cluster-down)", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +177,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatalf("Down: %v", err)
 	}
 	t.Logf("cluster down in %s", time.Since(downStart).Round(100*time.Millisecond))
-	if diff := before.Diff(localcluster.SnapshotHost(opts.Dir)); len(diff) > 0 {
+	if diff := c.HostBefore.Diff(localcluster.SnapshotHost(c.Dir)); len(diff) > 0 {
 		t.Errorf("host not clean after Down:\n%s", strings.Join(diff, "\n"))
 	}
 }
