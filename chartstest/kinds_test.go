@@ -16,6 +16,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/scheme"
 )
 
 func defaultScenario(t *testing.T) *rendered {
@@ -536,5 +537,28 @@ func TestFullScenario(t *testing.T) {
 	without := mustRender(t, values(t, s.path), renderOpts{})
 	if len(without.find("ServiceMonitor")) != 0 {
 		t.Error("ServiceMonitor rendered without its CRD")
+	}
+}
+
+// TestObjectsStrictlyTyped decodes every rendered object of every scenario
+// into its Kubernetes Go type, rejecting unknown or misplaced fields (a typo
+// in a template that the API server would drop or refuse).
+func TestObjectsStrictlyTyped(t *testing.T) {
+	for _, s := range scenarios(t) {
+		t.Run(s.name, func(t *testing.T) {
+			r := mustRender(t, values(t, s.path), scenarioOpts(s))
+			for _, o := range r.objs {
+				gvk := o.GroupVersionKind()
+				if gvk.Group == "monitoring.coreos.com" {
+					continue // a CRD: no Go type here
+				}
+				obj, err := scheme.Scheme.New(gvk)
+				if err != nil {
+					t.Errorf("%s %s: %v", gvk, o.GetName(), err)
+					continue
+				}
+				into(t, o, obj)
+			}
+		})
 	}
 }
