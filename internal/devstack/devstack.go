@@ -56,6 +56,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 		s.tmp = true
+		// PostgreSQL may run as another user (when we are root): it must be
+		// able to reach its folder inside this one.
+		if err := os.Chmod(s.dir, 0o755); err != nil {
+			return nil, err
+		}
 	} else {
 		if err := os.RemoveAll(s.dir); err != nil {
 			return nil, err

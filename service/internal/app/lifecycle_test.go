@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nova-auth/nova-auth/internal/pgtest"
+	"github.com/nova-auth/nova-auth/service/internal/store"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
@@ -83,7 +85,7 @@ func TestUnreadyUntilMigrated(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, body := httpGet(t, e.httpURL+"/readiness")
-		if code == 503 && contains(body, "schema at version 0, need 1: run `auth-service migrate`") {
+		if code == 503 && contains(body, fmt.Sprintf("schema at version 0, need %d: run `auth-service migrate`", store.SchemaVersion())) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -468,3 +468,45 @@ func TestVerifyToken(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument)
 	}
 }
+
+// TestListUsersTotalStaysExact: total_count (kept by a trigger) equals a
+// real count after concurrent creates, soft deletes, an undelete and a
+// hard delete.
+func TestListUsersTotalStaysExact(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	ids := make([]string, 40)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids[i] = e.user(t, fmt.Sprintf("c%02d@example.com", i), fmt.Sprintf("c%02d", i))
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids[:10] {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.st.SoftDeleteUser(ctx, uuid.MustParse(id)) }() //nolint:errcheck // checked by the count
+	}
+	wg.Wait()
+	exec := func(sql string, args ...any) {
+		if _, err := e.st.Pool().Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("UPDATE users SET deleted_at = NULL WHERE id = $1", ids[0])     // undelete
+	exec("DELETE FROM users WHERE id = $1", ids[20])                     // hard delete of a live user
+	exec("DELETE FROM users WHERE id = $1", ids[5])                      // hard delete of a deleted user
+	exec("UPDATE users SET username = 'renamed' WHERE id = $1", ids[30]) // no change in liveness
+	exec("UPDATE users SET deleted_at = now() WHERE id = $1", ids[1])    // already deleted: no change
+	var want int64
+	if err := e.st.Pool().QueryRow(ctx, "SELECT count(*) FROM users WHERE deleted_at IS NULL").Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.client.ListUsers(ctx, &authpb.ListUsersRequest{Limit: 1})
+	wantCode(t, err, codes.OK)
+	if r.GetTotalCount() != want || want != 30 {
+		t.Fatalf("total_count = %d, real count %d, want 30", r.GetTotalCount(), want)
+	}
+}

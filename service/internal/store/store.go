@@ -162,14 +162,15 @@ func (s *Store) GetUserByEmail(ctx context.Context, email string) (User, error) 
 }
 
 // ListUsers returns one page of visible users, newest first (id breaks
-// ties), and how many visible users there are, from one snapshot.
+// ties), and how many visible users there are, from one snapshot. The total
+// comes from user_counts, which a trigger keeps exact (migration 0002).
 func (s *Store) ListUsers(ctx context.Context, limit, offset int32) ([]User, int64, error) {
 	rows, err := s.pool.Query(ctx, `
 		WITH page AS (
 			SELECT `+userCols+` FROM users WHERE deleted_at IS NULL
 			ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2)
-		SELECT c.total, page.*
-		FROM (SELECT count(*) AS total FROM users WHERE deleted_at IS NULL) c
+		SELECT c.live_users, page.*
+		FROM user_counts c
 		LEFT JOIN page ON true
 		ORDER BY page.created_at DESC, page.id DESC`, limit, offset)
 	if err != nil {
