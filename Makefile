@@ -49,7 +49,7 @@ grpcurl: $(BIN)/grpcurl ## Build bin/grpcurl (pinned) to try the API
 ##@ Test
 
 .PHONY: test
-test: lint verify-proto test-go fuzz ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster
+test: lint verify-proto test-go fuzz test-chart test-cluster ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster
 
 .PHONY: lint
 lint: ## gofmt and go vet
@@ -74,4 +74,4 @@ clean: ## Remove bin/, dist/ and .data/
 	rm -rf bin dist .data
 
 # Fragments of the chart, the local cluster, the e2e suite and the load test.
--include chartstest/Makefile.mk e2e/Makefile.mk loadtest/Makefile.mk
+-include chartstest/Makefile.mk e2e/Makefile.mk e2e/e2e.mk loadtest/Makefile.mk
