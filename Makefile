@@ -49,7 +49,7 @@ grpcurl: $(BIN)/grpcurl ## Build bin/grpcurl (pinned) to try the API
 ##@ Test
 
 .PHONY: test
-test: lint verify-proto test-go fuzz test-chart test-cluster ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster
+test: lint verify-proto test-go fuzz test-chart cluster-build test-cluster ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster
 
 .PHONY: lint
 lint: ## gofmt and go vet
