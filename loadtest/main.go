@@ -23,10 +23,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/nova-auth/nova-auth/clients"
 	"github.com/nova-auth/nova-auth/internal/devstack"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
@@ -276,12 +279,28 @@ func dataset(ctx context.Context, c *config, stderr io.Writer) (*Dataset, error)
 // users from another database or tokens signed with another key end the run
 // here, named, instead of as a wall of NOT_FOUND or invalid tokens.
 func checkDataset(ctx context.Context, t Target, d *Dataset) error {
-	cc, err := t.dial()
+	// Through the platform's own client library, as another service would
+	// call: health-checked connection, retries of Unavailable, breaker.
+	creds, err := t.transportCredentials()
 	if err != nil {
 		return err
 	}
-	defer cc.Close()
-	cl := authpb.NewAuthServiceClient(cc)
+	cfg := clients.DefaultConfig()
+	cfg.Targets = map[string]string{"auth": t.Addr}
+	cfg.Registerer = prometheus.NewRegistry()
+	// preflight already asked grpc.health.v1; without the pool's own health
+	// watch, a server lacking AuthService answers Unimplemented, which says so.
+	cfg.HealthCheck = false
+	cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if t.Authority != "" {
+		cfg.DialOptions = append(cfg.DialOptions, grpc.WithAuthority(t.Authority))
+	}
+	pool, err := clients.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	cl := pool.Auth()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for k, v := range t.Metadata {
