@@ -1,0 +1,29 @@
+# Make fragment of the e2e suite (e2e/suite) and the image it deploys; the
+# root Makefile includes it. Paths are relative to the repository root.
+
+##@ E2E
+
+# The image tarball `make image` writes and the suite loads into the node.
+E2E_IMAGE   ?= $(CURDIR)/dist/auth-service.tar
+# Artifacts of a run: load-test reports, helm/kubectl output, component logs.
+E2E_OUT     ?= $(CURDIR)/e2e/out
+E2E_TIMEOUT ?= 45m
+# Extra go test flags, e.g. E2E_FLAGS='-run TestE2E/rpcs'.
+E2E_FLAGS   ?=
+E2E_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: image e2e e2e-kind test-image
+
+image: ## Build the service image without Docker: dist/auth-service.tar, ghcr.io/nova-auth/auth-service:<appVersion>, UID 65532
+	cd e2e && go run ./cmd/image --root .. --out $(E2E_IMAGE) --version $(E2E_VERSION)
+
+test-image: image ## Read the image back (user, entrypoint, one layer, labels) and run the binary from it
+	cd e2e && E2E_IMAGE=$(E2E_IMAGE) go test -count=1 ./authimage
+
+e2e: image helm cluster-deps ## E2E on the local cluster (root): install the chart, RPCs, load test, rolling upgrade, PDB, rollback, uninstall
+	cd e2e && E2E_IMAGE=$(E2E_IMAGE) E2E_HELM=$(CURDIR)/bin/helm E2E_OUT=$(E2E_OUT) \
+		go test -count=1 -timeout $(E2E_TIMEOUT) -v ./authimage ./suite $(E2E_FLAGS)
+
+e2e-kind: image helm ## The same suite on kind (Docker required; cluster from kind-config.yaml)
+	cd e2e && E2E_PROVIDER=kind E2E_IMAGE=$(E2E_IMAGE) E2E_HELM=$(CURDIR)/bin/helm E2E_OUT=$(E2E_OUT) \
+		go test -count=1 -timeout $(E2E_TIMEOUT) -v ./suite $(E2E_FLAGS)
