@@ -1,0 +1,189 @@
+package suite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/testing"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+)
+
+// Kind is the provider for users' Docker-based CI: a kind cluster from
+// kind-config.yaml (sigs.k8s.io/kind pinned in go.mod), the image loaded
+// into every node, and PostgreSQL deployed in the cluster. kindnet enforces
+// NetworkPolicy, so the suite checks the chart's policies there.
+type Kind struct{}
+
+// KindClusterName is the kind cluster the suite creates and deletes.
+const KindClusterName = "nova-auth-e2e"
+
+// kindPostgresImage is the one image the kind provider pulls (from Docker
+// Hub, through the node): the in-cluster database.
+const kindPostgresImage = "postgres:17-alpine"
+
+func (Kind) Name() string { return "kind" }
+
+func (Kind) Unavailable() string {
+	if _, err := exec.LookPath("docker"); err != nil {
+		return "the kind provider needs Docker (no docker command here); on this machine use the local provider: make e2e"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		return fmt.Sprintf("the kind provider needs a running Docker engine (docker info: %s); on this machine use the local provider: make e2e",
+			strings.TrimSpace(firstLine(string(out))))
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func (Kind) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster, error) {
+	p := cluster.NewProvider(cluster.ProviderWithDocker())
+	kubeconfig := filepath.Join(o.ArtifactsDir, "kind-kubeconfig")
+	// A cluster a killed run left behind goes first.
+	if names, err := p.List(); err == nil {
+		for _, n := range names {
+			if n == KindClusterName {
+				p.Delete(KindClusterName, kubeconfig) //nolint:errcheck
+			}
+		}
+	}
+	fmt.Fprintf(o.Log, "e2e: creating kind cluster %s from kind-config.yaml\n", KindClusterName)
+	if err := p.Create(KindClusterName,
+		cluster.CreateWithConfigFile(filepath.Join(o.RepoRoot, "kind-config.yaml")),
+		cluster.CreateWithKubeconfigPath(kubeconfig),
+		cluster.CreateWithWaitForReady(5*time.Minute),
+		cluster.CreateWithDisplayUsage(false),
+		cluster.CreateWithDisplaySalutation(false),
+	); err != nil {
+		return nil, fmt.Errorf("kind create cluster: %w", err)
+	}
+	c := &Cluster{Provider: "kind", Kubeconfig: kubeconfig, NetworkPolicies: true}
+	c.onDown(func() {
+		logs := filepath.Join(o.ArtifactsDir, "kind-logs")
+		p.CollectLogs(KindClusterName, logs) //nolint:errcheck
+		if err := p.Delete(KindClusterName, kubeconfig); err != nil {
+			fmt.Fprintf(o.Log, "e2e: kind delete cluster: %v\n", err)
+		}
+	})
+	c.loadImage = func(ctx context.Context, tarball string) error {
+		nodes, err := p.ListInternalNodes(KindClusterName)
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			f, err := os.Open(tarball)
+			if err != nil {
+				return err
+			}
+			err = nodeutils.LoadImageArchive(n, f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("load %s into %s: %w", tarball, n.String(), err)
+			}
+		}
+		return nil
+	}
+	if err := c.connect(); err != nil {
+		c.Down()
+		return nil, err
+	}
+	if err := kindPostgres(t, ctx, c); err != nil {
+		c.Down()
+		return nil, fmt.Errorf("in-cluster PostgreSQL: %w", err)
+	}
+	return c, nil
+}
+
+// kindPostgres deploys PostgreSQL in namespace nova-auth-db and reaches it
+// from the host through a port-forward.
+func kindPostgres(t testing.TestingT, ctx context.Context, c *Cluster) error {
+	const ns, name = "nova-auth-db", "postgres"
+	pw := make([]byte, 12)
+	rand.Read(pw) //nolint:errcheck // crypto/rand does not fail
+	password := hex.EncodeToString(pw)
+	labels := map[string]string{"app.kubernetes.io/name": name}
+	cl := c.Client
+	if _, err := cl.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if _, err := cl.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		StringData: map[string]string{"POSTGRES_PASSWORD": password},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{
+						Name:  name,
+						Image: kindPostgresImage,
+						Env: []corev1.EnvVar{
+							{Name: "POSTGRES_USER", Value: "nova_auth"},
+							{Name: "POSTGRES_DB", Value: "nova_auth"},
+							{Name: "POSTGRES_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+								LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: "POSTGRES_PASSWORD"}}},
+						},
+						Args:  []string{"-c", "max_connections=300", "-c", "fsync=off"},
+						Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: 5432}},
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"pg_isready", "-U", "nova_auth", "-d", "nova_auth", "-h", "127.0.0.1"}}},
+							PeriodSeconds: 2,
+						},
+						VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/postgresql/data"}},
+					}},
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+				},
+			},
+		},
+	}
+	if _, err := cl.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if _, err := cl.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{
+			Selector: labels,
+			Ports:    []corev1.ServicePort{{Name: "postgres", Port: 5432, TargetPort: intstr.FromInt32(5432)}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if err := waitDeploymentReady(ctx, cl, ns, name, 1, 5*time.Minute); err != nil {
+		return err
+	}
+	tun := k8s.NewTunnel(k8s.NewKubectlOptions("", c.Kubeconfig, ns), k8s.ResourceTypeService, name, 0, 5432)
+	if err := tun.ForwardPortE(t); err != nil {
+		return err
+	}
+	c.onDown(tun.Close)
+	c.DatabaseURL = fmt.Sprintf("postgres://nova_auth:%s@%s.%s.svc.cluster.local:5432/nova_auth?sslmode=disable", password, name, ns)
+	c.HostDatabaseURL = fmt.Sprintf("postgres://nova_auth:%s@%s/nova_auth?sslmode=disable", password, tun.Endpoint())
+	return nil
+}

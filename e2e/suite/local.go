@@ -1,0 +1,70 @@
+package suite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/gruntwork-io/terratest/modules/testing"
+
+	"github.com/nova-auth/nova-auth/e2e/localcluster"
+)
+
+// Local is the provider of this repository's CI: a real single-node
+// Kubernetes from upstream parts, without Docker (e2e/localcluster), and a
+// throwaway PostgreSQL on the host's bridge address. A cluster started by
+// `make cluster-up` is reused (and left running).
+type Local struct{}
+
+func (Local) Name() string { return "local" }
+
+func (Local) Unavailable() string {
+	if err := localcluster.Check(); err != nil {
+		return err.Error()
+	}
+	if _, err := findPGBin(); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+func (Local) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster, error) {
+	opts := localcluster.Options{Log: o.Log, ArtifactsDir: filepath.Join(o.ArtifactsDir, "cluster-logs")}
+	lc, err := localcluster.Attach(opts)
+	attached := err == nil
+	if errors.Is(err, localcluster.ErrNotRunning) {
+		lc, err = localcluster.Up(ctx, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		Provider:   "local",
+		Kubeconfig: lc.Kubeconfig,
+		PathDirs:   []string{lc.BinDir},
+		LogDir:     lc.LogDir(),
+		loadImage:  lc.LoadImage,
+	}
+	if attached {
+		fmt.Fprintf(o.Log, "e2e: using the cluster `make cluster-up` started (%s); it stays up\n", lc.Dir)
+	} else {
+		c.onDown(func() {
+			if err := lc.Down(context.Background()); err != nil {
+				fmt.Fprintf(o.Log, "e2e: local cluster down: %v\n", err)
+			}
+		})
+	}
+	if err := c.connect(); err != nil {
+		c.Down()
+		return nil, err
+	}
+	pg, err := startHostPostgres(ctx, lc.GatewayIP, lc.PodSubnet)
+	if err != nil {
+		c.Down()
+		return nil, fmt.Errorf("host PostgreSQL on %s: %w", lc.GatewayIP, err)
+	}
+	c.onDown(pg.Close)
+	c.DatabaseURL, c.HostDatabaseURL = pg.URL(), pg.URL()
+	return c, nil
+}

@@ -1,0 +1,312 @@
+package suite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/logger"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nova-auth/nova-auth/e2e/authimage"
+	"github.com/nova-auth/nova-auth/e2e/ociimage"
+)
+
+const (
+	release   = "nova-auth"
+	ns        = "nova-auth" // the chart's namespace.name
+	releaseNS = "default"   // where helm keeps the release
+	// serverSelector picks the service pods (not the migration Job or the test pod).
+	serverSelector = "app.kubernetes.io/instance=nova-auth,app.kubernetes.io/component=server"
+	// loadtestRef is the load test's own image, for runs inside the cluster.
+	loadtestRef = "localhost/nova-auth/loadtest:e2e"
+)
+
+// env is what every step of the suite shares.
+type env struct {
+	c        *Cluster
+	root     string // repository root
+	out      string // artifacts of this run
+	chart    string
+	bin      string // auth-service, extracted from the image the cluster runs
+	loadtest string // the load test, built static
+	values   string // values file with the database URL (kept out of command lines)
+}
+
+func (e *env) helmOptions(set map[string]string) *helm.Options {
+	return &helm.Options{
+		KubectlOptions: k8s.NewKubectlOptions("", e.c.Kubeconfig, releaseNS),
+		ValuesFiles:    []string{e.values},
+		SetValues:      set,
+		Logger:         logger.Terratest,
+	}
+}
+
+// helm runs bin/helm through terratest and keeps its output as an artifact.
+// install and upgrade get the options' values files and --set values
+// (terratest adds them only in its own Install/Upgrade, which cannot pass
+// --timeout without ExtraArgs).
+func (e *env) helm(t *testing.T, opts *helm.Options, args ...string) (string, error) {
+	if args[0] == "install" || args[0] == "upgrade" {
+		for _, f := range opts.ValuesFiles {
+			args = append(args, "-f", f)
+		}
+		keys := make([]string, 0, len(opts.SetValues))
+		for k := range opts.SetValues {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			args = append(args, "--set", k+"="+opts.SetValues[k])
+		}
+	}
+	out, err := helm.RunHelmCommandAndGetOutputE(t, opts, args[0], args[1:]...)
+	appendFile(filepath.Join(e.out, "helm.log"), fmt.Sprintf("$ helm %s\n%s\n(err: %v)\n\n", strings.Join(args, " "), out, err))
+	return out, err
+}
+
+// run runs a host command (the auth-service binary, the load test) with env.
+func run(ctx context.Context, env []string, stdin string, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(name), strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+func appendFile(path, s string) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	f.WriteString(s) //nolint:errcheck
+}
+
+// TestE2E is the whole suite, in order: each step builds on the one before.
+func TestE2E(t *testing.T) {
+	p, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := p.Unavailable(); why != "" {
+		if p.Name() == "kind" {
+			t.Skipf("E2E_PROVIDER=kind skipped: %s", why)
+		}
+		t.Fatalf("provider %s cannot run here: %s", p.Name(), why)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	e := setup(t, ctx, p)
+	t.Logf("setup (cluster, database, images) took %s", time.Since(start).Round(time.Second))
+
+	steps := []struct {
+		name     string
+		f        func(*testing.T, *env)
+		critical bool // later steps need it
+	}{
+		{"install_without_database_fails", testInstallWithoutDatabase, false},
+		{"install", testInstall, true},
+		{"restricted", testRestricted, false},
+		{"helm_test", testHelmTest, false},
+		{"objects", testObjects, false},
+		{"rbac", testRBAC, false},
+		{"rpcs", testRPCs, false},
+		{"network_policy", testNetworkPolicy, false},
+		{"loadtest", testLoad, false},
+		{"rolling_upgrade_under_load", testRollingUpgrade, false},
+		{"pdb_eviction", testEviction, false},
+		{"rollback", testRollback, false},
+		{"uninstall", testUninstall, false},
+	}
+	for _, s := range steps {
+		st := time.Now()
+		ok := t.Run(s.name, func(t *testing.T) { s.f(t, e) })
+		appendFile(filepath.Join(e.out, "timings.txt"), fmt.Sprintf("%-32s %6.1fs %v\n", s.name, time.Since(st).Seconds(), ok))
+		if !ok && s.critical {
+			t.Fatalf("%s failed; the later steps need it", s.name)
+		}
+	}
+	t.Logf("suite took %s; artifacts in %s", time.Since(start).Round(time.Second), e.out)
+}
+
+// setup builds what the cluster runs, brings the cluster up and loads the
+// images. Everything it starts is stopped by t.Cleanup.
+func setup(t *testing.T, ctx context.Context, p Provider) *env {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("E2E_OUT")
+	if out == "" {
+		out = filepath.Join(root, "e2e", "out")
+	}
+	out = filepath.Join(out, p.Name())
+	os.RemoveAll(out)
+	if err := os.MkdirAll(filepath.Join(out, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("artifacts: %s", out)
+	e := &env{root: root, out: out, chart: filepath.Join(root, "charts", "auth")}
+
+	// helm (bin/helm from the pinned helm.sh/helm/v3) is what terratest's
+	// helm module runs: put it first on PATH.
+	helmBin := os.Getenv("E2E_HELM")
+	if helmBin == "" {
+		helmBin = filepath.Join(root, "bin", "helm")
+	}
+	if _, err := os.Stat(helmBin); err != nil {
+		t.Fatalf("helm not found at %s: run `make helm` (or set E2E_HELM)", helmBin)
+	}
+
+	// The images and host binaries build while the cluster starts.
+	var wg sync.WaitGroup
+	var imgErr, ltErr error
+	image := os.Getenv("E2E_IMAGE")
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if image == "" {
+			image = filepath.Join(out, "auth-service.tar")
+			if _, imgErr = authimage.Build(ctx, authimage.Options{RepoRoot: root, Out: image}); imgErr != nil {
+				return
+			}
+		}
+		img, err := authimage.Open(image)
+		if err != nil {
+			imgErr = err
+			return
+		}
+		e.bin = filepath.Join(out, "bin", "auth-service")
+		imgErr = authimage.ExtractFile(img, authimage.BinaryPath, e.bin)
+	}()
+	go func() {
+		defer wg.Done()
+		ltErr = buildLoadtest(ctx, e)
+	}()
+
+	log := &testLog{t: t}
+	c, err := p.Up(t, ctx, UpOptions{RepoRoot: root, ArtifactsDir: out, Log: log})
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("%s cluster: %v", p.Name(), err)
+	}
+	e.c = c
+	t.Cleanup(c.Down)
+	t.Cleanup(func() {
+		if t.Failed() {
+			diagnostics(e)
+		}
+	})
+	if imgErr != nil {
+		t.Fatalf("auth-service image: %v", imgErr)
+	}
+	if ltErr != nil {
+		t.Fatalf("loadtest: %v", ltErr)
+	}
+	os.Setenv("PATH", strings.Join(append([]string{filepath.Dir(helmBin)}, append(c.PathDirs, os.Getenv("PATH"))...), string(os.PathListSeparator)))
+	for _, tar := range []string{image, filepath.Join(out, "loadtest.tar")} {
+		st := time.Now()
+		if err := c.LoadImage(ctx, tar); err != nil {
+			t.Fatalf("load %s: %v", tar, err)
+		}
+		t.Logf("loaded %s in %s", filepath.Base(tar), time.Since(st).Round(100*time.Millisecond))
+	}
+	e.values = filepath.Join(out, "values-database.yaml")
+	if err := os.WriteFile(e.values, []byte(fmt.Sprintf("database:\n  url: %q\n", c.DatabaseURL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// buildLoadtest builds the load test (root module) as a static binary, for
+// the host and for an image that runs it inside the cluster.
+func buildLoadtest(ctx context.Context, e *env) error {
+	e.loadtest = filepath.Join(e.out, "bin", "loadtest")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", e.loadtest, "./loadtest")
+	cmd.Dir = e.root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./loadtest: %w\n%s", err, b)
+	}
+	data, err := os.ReadFile(e.loadtest)
+	if err != nil {
+		return err
+	}
+	img, err := ociimage.Build(ociimage.Config{
+		Entrypoint: []string{"/usr/local/bin/loadtest"},
+		User:       authimage.User,
+		Labels:     map[string]string{"org.opencontainers.image.title": "nova-auth loadtest (e2e)"},
+	}, ociimage.File{Path: "/usr/local/bin/loadtest", Mode: 0o755, Data: data})
+	if err != nil {
+		return err
+	}
+	return ociimage.WriteTarball(filepath.Join(e.out, "loadtest.tar"), loadtestRef, img)
+}
+
+// testLog sends progress lines to the test log.
+type testLog struct{ t *testing.T }
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// diagnostics keeps what explains a failure: pods, events, logs.
+func diagnostics(e *env) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := filepath.Join(e.out, "diagnostics")
+	os.MkdirAll(dir, 0o755) //nolint:errcheck
+	var b strings.Builder
+	for _, n := range []string{ns, clientNS, outsiderNS, releaseNS} {
+		pods, err := e.c.Client.CoreV1().Pods(n).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for _, p := range pods.Items {
+			fmt.Fprintf(&b, "pod %s/%s phase %s ready %v\n", n, p.Name, p.Status.Phase, podReady(&p))
+			for _, c := range p.Status.ContainerStatuses {
+				lg, _ := e.c.Client.CoreV1().Pods(n).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name}).DoRaw(ctx)
+				os.WriteFile(filepath.Join(dir, p.Name+"-"+c.Name+".log"), lg, 0o644) //nolint:errcheck
+			}
+		}
+		ev, err := e.c.Client.CoreV1().Events(n).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			sort.Slice(ev.Items, func(i, j int) bool { return ev.Items[i].LastTimestamp.Before(&ev.Items[j].LastTimestamp) })
+			for _, x := range ev.Items {
+				fmt.Fprintf(&b, "event %s %s %s/%s %s: %s\n", x.LastTimestamp.Format(time.TimeOnly), x.Type, x.InvolvedObject.Kind, x.InvolvedObject.Name, x.Reason, x.Message)
+			}
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "cluster.txt"), []byte(b.String()), 0o644) //nolint:errcheck
+	if e.c.LogDir != "" {
+		copyDir(e.c.LogDir, filepath.Join(dir, "components"))
+	}
+}
+
+func copyDir(from, to string) {
+	os.MkdirAll(to, 0o755) //nolint:errcheck
+	entries, _ := os.ReadDir(from)
+	for _, x := range entries {
+		if b, err := os.ReadFile(filepath.Join(from, x.Name())); err == nil && !x.IsDir() {
+			os.WriteFile(filepath.Join(to, x.Name()), b, 0o644) //nolint:errcheck
+		}
+	}
+}
