@@ -58,3 +58,21 @@ func BenchmarkGetUser(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkListUsers20(b *testing.B) {
+	e := newEnv(b, nil, nil)
+	ctx := context.Background()
+	if _, err := e.st.Pool().Exec(ctx, `INSERT INTO users (email, username, password_hash)
+		SELECT 'u' || i || '@example.com', 'u' || i, 'x' FROM generate_series(1, 1000) i`); err != nil {
+		b.Fatal(err)
+	}
+	req := &authpb.ListUsersRequest{Limit: 20, Offset: 40}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if r, err := e.client.ListUsers(ctx, req); err != nil || len(r.GetUsers()) != 20 {
+				b.Fatal(err)
+			}
+		}
+	})
+}

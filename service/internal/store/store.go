@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -97,10 +98,12 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 const userCols = `id, email, username, created_at, is_active, failed_login_attempts,
 	CASE WHEN locked_until > now() THEN locked_until END`
 
+// The uuid.UUID fields are scanned and sent as [16]byte: pgx then uses the
+// binary UUID format instead of going through sql.Scanner and text.
 func scanUser(row pgx.Row) (User, error) {
 	var u User
 	var locked *time.Time
-	if err := row.Scan(&u.ID, &u.Email, &u.Username, &u.CreatedAt, &u.IsActive, &u.FailedLoginAttempts, &locked); err != nil {
+	if err := row.Scan((*[16]byte)(&u.ID), &u.Email, &u.Username, &u.CreatedAt, &u.IsActive, &u.FailedLoginAttempts, &locked); err != nil {
 		return User{}, err
 	}
 	if locked != nil {
@@ -112,7 +115,7 @@ func scanUser(row pgx.Row) (User, error) {
 // GetUser returns the visible user with this id, or ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx,
-		`SELECT `+userCols+` FROM users WHERE id = $1 AND deleted_at IS NULL`, id))
+		`SELECT `+userCols+` FROM users WHERE id = $1 AND deleted_at IS NULL`, [16]byte(id)))
 	return u, classify(err)
 }
 
@@ -125,11 +128,19 @@ func (s *Store) GetUsersByIDs(ctx context.Context, ids []uuid.UUID) ([]User, err
 		      FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, ord) GROUP BY id) r
 		JOIN users ON users.id = r.rid
 		WHERE deleted_at IS NULL
-		ORDER BY r.ord`, ids)
+		ORDER BY r.ord`, uuidBytes(ids))
 	if err != nil {
 		return nil, classify(err)
 	}
 	return collectUsers(rows)
+}
+
+func uuidBytes(ids []uuid.UUID) [][16]byte {
+	out := make([][16]byte, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }
 
 func collectUsers(rows pgx.Rows) ([]User, error) {
@@ -149,7 +160,7 @@ func collectUsers(rows pgx.Rows) ([]User, error) {
 func (s *Store) UserExists(ctx context.Context, id uuid.UUID) (bool, error) {
 	var ok bool
 	err := s.pool.QueryRow(ctx,
-		`SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)`, id).Scan(&ok)
+		`SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)`, [16]byte(id)).Scan(&ok)
 	return ok, classify(err)
 }
 
@@ -177,30 +188,30 @@ func (s *Store) ListUsers(ctx context.Context, limit, offset int32) ([]User, int
 		return nil, 0, classify(err)
 	}
 	defer rows.Close()
-	var (
-		out   []User
-		total int64
-	)
+	var total int64
+	out := make([]User, 0, limit)
 	for rows.Next() {
+		// The LEFT JOIN makes every page column nullable; value types keep
+		// the scan free of per-row allocations.
 		var (
-			id       *uuid.UUID
-			u        User
-			email    *string
-			username *string
-			created  *time.Time
-			active   *bool
-			failed   *int32
-			locked   *time.Time
+			id       pgtype.UUID
+			email    pgtype.Text
+			username pgtype.Text
+			created  pgtype.Timestamptz
+			active   pgtype.Bool
+			failed   pgtype.Int4
+			locked   pgtype.Timestamptz
 		)
 		if err := rows.Scan(&total, &id, &email, &username, &created, &active, &failed, &locked); err != nil {
 			return nil, 0, classify(err)
 		}
-		if id == nil { // the page is empty: only the count came back
+		if !id.Valid { // the page is empty: only the count came back
 			continue
 		}
-		u.ID, u.Email, u.Username, u.CreatedAt, u.IsActive, u.FailedLoginAttempts = *id, *email, *username, *created, *active, *failed
-		if locked != nil {
-			u.LockedUntil = *locked
+		u := User{ID: id.Bytes, Email: email.String, Username: username.String, CreatedAt: created.Time,
+			IsActive: active.Bool, FailedLoginAttempts: failed.Int32}
+		if locked.Valid {
+			u.LockedUntil = locked.Time
 		}
 		out = append(out, u)
 	}
@@ -213,7 +224,7 @@ func (s *Store) HasPermission(ctx context.Context, id uuid.UUID, permission stri
 	var ok bool
 	err := s.pool.QueryRow(ctx, `
 		SELECT EXISTS (SELECT 1 FROM user_permissions p WHERE p.user_id = u.id AND p.permission = $2)
-		FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL`, id, permission).Scan(&ok)
+		FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL`, [16]byte(id), permission).Scan(&ok)
 	return ok, classify(err)
 }
 
@@ -224,7 +235,7 @@ func (s *Store) Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 		SELECT p.permission
 		FROM users u LEFT JOIN user_permissions p ON p.user_id = u.id
 		WHERE u.id = $1 AND u.deleted_at IS NULL
-		ORDER BY p.permission`, id)
+		ORDER BY p.permission`, [16]byte(id))
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -281,7 +292,7 @@ func (s *Store) RecordFailedLogin(ctx context.Context, id uuid.UUID, threshold i
 			updated_at = now()
 		WHERE id = $1 AND deleted_at IS NULL
 		RETURNING failed_login_attempts, CASE WHEN locked_until > now() THEN locked_until END`,
-		id, threshold, lockFor).Scan(&f.FailedAttempts, &locked)
+		[16]byte(id), threshold, lockFor).Scan(&f.FailedAttempts, &locked)
 	if locked != nil {
 		f.LockedUntil = *locked
 	}
