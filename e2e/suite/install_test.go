@@ -365,8 +365,11 @@ func testObjects(t *testing.T, e *env) {
 	} else if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 2 || pdb.Status.ExpectedPods != 3 {
 		t.Errorf("PDB minAvailable %v expectedPods %d, want 2 and 3", pdb.Spec.MinAvailable, pdb.Status.ExpectedPods)
 	}
-	// The pods: no API token, the image loaded, as UID 65532.
+	// The pods: no API token, the image loaded. With several nodes (kind),
+	// the soft anti-affinity spreads them.
+	nodes := map[string]bool{}
 	for _, p := range readyServerPods(t, e) {
+		nodes[p.Spec.NodeName] = true
 		for _, v := range p.Spec.Volumes {
 			if v.Projected != nil {
 				t.Errorf("pod %s mounts a projected (token) volume %s", p.Name, v.Name)
@@ -377,6 +380,9 @@ func testObjects(t *testing.T, e *env) {
 				t.Errorf("pod %s runs image %s", p.Name, cs.Image)
 			}
 		}
+	}
+	if e.c.Provider == "kind" && len(nodes) < 2 {
+		t.Errorf("the 3 replicas run on %d node(s), want them spread over the workers", len(nodes))
 	}
 }
 

@@ -39,13 +39,13 @@ func (Kind) Name() string { return "kind" }
 
 func (Kind) Unavailable() string {
 	if _, err := exec.LookPath("docker"); err != nil {
-		return "the kind provider needs Docker (no docker command here); on this machine use the local provider: make e2e"
+		return "Docker is required for the kind provider (no docker command here); on this machine use the local provider: make e2e"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		return fmt.Sprintf("the kind provider needs a running Docker engine (docker info: %s); on this machine use the local provider: make e2e",
-			strings.TrimSpace(firstLine(string(out))))
+		return fmt.Sprintf("Docker is required for the kind provider: no running Docker engine (docker info: %s); on this machine use the local provider: make e2e",
+			firstLine(strings.TrimSpace(string(out))))
 	}
 	return ""
 }
