@@ -19,6 +19,7 @@ var notInConfigMap = map[string]string{
 	"JWT_PUBLIC_KEY_FILE":  "alternative to JWT_PUBLIC_KEY, which the chart sets",
 	"JWT_PRIVATE_KEY_FILE": "alternative to JWT_PRIVATE_KEY, which the chart sets",
 	"BIND_HOST":            "pods listen on all addresses: the default 0.0.0.0 is right",
+	"PPROF_ADDR":           "a debugging switch, off by default: set it for one rollout with extraEnv and port-forward to it",
 }
 
 // serviceEnvNames builds the service from the root module and asks it which

@@ -155,6 +155,13 @@ func (a *App) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		}
 	}()
 	a.log.Info("listening", slog.String("grpc", grpcLis.Addr().String()), slog.String("http", httpLis.Addr().String()))
+	if a.cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(a.cfg.PprofAddr, a.log)
+		if err != nil {
+			return fmt.Errorf("PPROF_ADDR: %w", err)
+		}
+		defer stopPprof()
+	}
 
 	var wg sync.WaitGroup
 	loopCtx, stopLoop := context.WithCancel(ctx)

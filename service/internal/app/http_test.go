@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -77,5 +78,23 @@ func TestHTTPEndpoints(t *testing.T) {
 	}
 	if code, m := post("GetUser", `{"user_id": 5}`); code != 400 {
 		t.Errorf("POST wrong JSON type = %d %v", code, m)
+	}
+}
+
+// TestPprofOnlyWhenAsked: profiles are served on PPROF_ADDR, never on the
+// public HTTP port.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e := newEnv(t, nil, map[string]string{"PPROF_ADDR": addr})
+	if code, body := httpGet(t, "http://"+addr+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof index = %d", code)
+	}
+	if code, _ := httpGet(t, e.httpURL+"/debug/pprof/"); code != 404 {
+		t.Fatalf("public port serves pprof: %d", code)
 	}
 }

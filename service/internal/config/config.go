@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -52,6 +53,8 @@ type Config struct {
 	DBHealthCheckPeriod time.Duration
 
 	LogLevel slog.Level
+
+	PprofAddr string
 }
 
 // Var documents one environment variable.
@@ -138,6 +141,17 @@ var Vars = []Var{
 		func(c *Config, v string) error { return dur(&c.DBConnectTimeout, v, 100*time.Millisecond) }},
 	{"DB_HEALTH_CHECK_PERIOD", "5s", "How often readiness pings PostgreSQL and re-checks the schema version.", false,
 		func(c *Config, v string) error { return dur(&c.DBHealthCheckPeriod, v, 100*time.Millisecond) }},
+	{"PPROF_ADDR", "", "When set (e.g. 127.0.0.1:6060), serve Go's /debug/pprof profiles on this address; off by default. Keep it on loopback: profiles are not for the network.", false,
+		func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("must be host:port, e.g. 127.0.0.1:6060")
+			}
+			c.PprofAddr = v
+			return nil
+		}},
 	{"LOG_LEVEL", "info", "debug, info, warn or error. Logs are JSON on stderr.", false,
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 }
