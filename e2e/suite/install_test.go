@@ -28,6 +28,10 @@ const noDatabaseMessage = "nova-auth needs a PostgreSQL database: set database.u
 
 func testInstallWithoutDatabase(t *testing.T, e *env) {
 	opts := &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", e.c.Kubeconfig, releaseNS), Logger: logger.Discard}
+	// (A cluster reused from `make cluster-up` may keep the namespace of an
+	// earlier run: the chart leaves it on uninstall.)
+	_, nsErr := e.c.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	nsBefore := nsErr == nil
 	out, err := e.helm(t, opts, "install", "nova-auth-nodb", e.chart)
 	if err == nil {
 		t.Fatalf("install without a database succeeded:\n%s", out)
@@ -39,7 +43,7 @@ func testInstallWithoutDatabase(t *testing.T, e *env) {
 	if _, err := e.helm(t, opts, "status", "nova-auth-nodb"); err == nil {
 		t.Error("a release nova-auth-nodb exists after the failed install")
 	}
-	if _, err := e.c.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := e.c.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{}); !nsBefore && !apierrors.IsNotFound(err) {
 		t.Errorf("namespace %s exists after the failed install (err %v)", ns, err)
 	}
 }

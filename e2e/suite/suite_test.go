@@ -213,6 +213,10 @@ func setup(t *testing.T, ctx context.Context, p Provider) *env {
 		if t.Failed() {
 			diagnostics(e)
 		}
+		// The suite's own namespaces (a reused cluster keeps running).
+		for _, n := range []string{clientNS, outsiderNS} {
+			c.Client.CoreV1().Namespaces().Delete(context.Background(), n, metav1.DeleteOptions{}) //nolint:errcheck
+		}
 	})
 	if imgErr != nil {
 		t.Fatalf("auth-service image: %v", imgErr)
@@ -228,6 +232,9 @@ func setup(t *testing.T, ctx context.Context, p Provider) *env {
 		}
 		t.Logf("loaded %s in %s", filepath.Base(tar), time.Since(st).Round(100*time.Millisecond))
 	}
+	// A reused cluster may hold a release an interrupted run left.
+	e.helm(t, &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", c.Kubeconfig, releaseNS), Logger: logger.Discard}, //nolint:errcheck
+		"uninstall", release, "--ignore-not-found", "--wait", "--timeout", "2m")
 	e.values = filepath.Join(out, "values-database.yaml")
 	if err := os.WriteFile(e.values, []byte(fmt.Sprintf("database:\n  url: %q\n", c.DatabaseURL)), 0o600); err != nil {
 		t.Fatal(err)
