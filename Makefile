@@ -49,13 +49,14 @@ grpcurl: $(BIN)/grpcurl ## Build bin/grpcurl (pinned) to try the API
 ##@ Test
 
 .PHONY: test
-test: lint verify-proto test-go fuzz test-chart cluster-build test-cluster ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster
+test: lint verify-proto test-go fuzz test-chart cluster-build test-cluster e2e ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster, e2e
 
 .PHONY: lint
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@for m in chartstest chartstest/kubescore e2e; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
 
 .PHONY: test-go
 test-go: ## Go tests of the root module (real PostgreSQL and gRPC on loopback)
