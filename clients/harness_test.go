@@ -31,7 +31,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/nova-auth/nova-auth/clients"
-	"github.com/nova-auth/nova-auth/internal/pgtest"
+	"github.com/nova-auth/nova-auth/service/pgtest"
 )
 
 // The package's tests share one PostgreSQL cluster, one migrated database

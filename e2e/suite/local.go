@@ -9,6 +9,7 @@ import (
 	"github.com/gruntwork-io/terratest/modules/testing"
 
 	"github.com/nova-auth/nova-auth/e2e/localcluster"
+	"github.com/nova-auth/nova-auth/service/pgtest"
 )
 
 // Local is the provider of this repository's CI: a real single-node
@@ -23,7 +24,7 @@ func (Local) Unavailable() string {
 	if err := localcluster.Check(); err != nil {
 		return err.Error()
 	}
-	if _, err := findPGBin(); err != nil {
+	if _, err := pgtest.FindBin(); err != nil {
 		return err.Error()
 	}
 	return ""
@@ -59,12 +60,19 @@ func (Local) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster,
 		c.Down()
 		return nil, err
 	}
-	pg, err := startHostPostgres(ctx, lc.GatewayIP, lc.PodSubnet)
+	// The "managed database" of production: on the host, reached by the
+	// pods through the bridge gateway with a password.
+	pg, err := pgtest.StartWith(ctx, pgtest.Options{ListenAddr: lc.GatewayIP, PasswordCIDRs: []string{lc.PodSubnet}})
 	if err != nil {
 		c.Down()
 		return nil, fmt.Errorf("host PostgreSQL on %s: %w", lc.GatewayIP, err)
 	}
 	c.onDown(pg.Close)
-	c.DatabaseURL, c.HostDatabaseURL = pg.URL(), pg.URL()
+	url, _, err := pg.CreateRoleDatabase(ctx, "nova_auth")
+	if err != nil {
+		c.Down()
+		return nil, fmt.Errorf("host PostgreSQL: %w", err)
+	}
+	c.DatabaseURL, c.HostDatabaseURL = url, url
 	return c, nil
 }

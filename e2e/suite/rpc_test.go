@@ -333,3 +333,11 @@ func loadDataset(t *testing.T, e *env, n int) []byte {
 	}
 	return out
 }
+
+// redact hides a secret (a database URL with its password) in messages.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "****")
+}

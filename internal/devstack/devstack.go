@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nova-auth/nova-auth/internal/pgtest"
+	"github.com/nova-auth/nova-auth/service/pgtest"
 )
 
 // Options says where and how to run.

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nova-auth/nova-auth/internal/pgtest"
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/tokens"
+	"github.com/nova-auth/nova-auth/service/pgtest"
 )
 
 var (

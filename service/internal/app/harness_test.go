@@ -17,11 +17,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/nova-auth/nova-auth/internal/pgtest"
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/password"
 	"github.com/nova-auth/nova-auth/service/internal/store"
 	"github.com/nova-auth/nova-auth/service/internal/tokens"
+	"github.com/nova-auth/nova-auth/service/pgtest"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 

@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/nova-auth/nova-auth/internal/pgtest"
 	"github.com/nova-auth/nova-auth/service/internal/store"
+	"github.com/nova-auth/nova-auth/service/pgtest"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 

@@ -1,12 +1,15 @@
 // Package pgtest runs a throwaway PostgreSQL cluster from the installed
-// server binaries: initdb in a fresh directory, a free loopback port, torn
-// down on Close. Tests, `make run` and the load test use it; nothing shares a
-// server.
+// server binaries: initdb in a fresh directory, a free port, torn down on
+// Close. The service's tests, the client library's, `make run`, the load
+// test and the e2e suite (whose pods reach it on the cluster bridge) use it;
+// nothing shares a server. It is public so the e2e module can import it.
 package pgtest
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -23,9 +26,22 @@ import (
 // Server is one running (or stopped) PostgreSQL cluster.
 type Server struct {
 	Dir  string // cluster root: data/ and the socket live here
+	Host string // the address it listens on
 	Port int
 	bin  string
 	cred *syscall.Credential
+}
+
+// Options shape a cluster beyond the loopback default.
+type Options struct {
+	// Dir is the cluster's folder; a new temporary one when "".
+	Dir string
+	// ListenAddr is the one address to listen on; 127.0.0.1 when "".
+	ListenAddr string
+	// PasswordCIDRs may connect over TCP with a password (scram-sha-256),
+	// to roles made by CreateRoleDatabase: pods on a bridge, say. Loopback
+	// and the socket stay trusted.
+	PasswordCIDRs []string
 }
 
 // FindBin locates the directory holding initdb and pg_ctl: $PG_BIN, then
@@ -56,10 +72,16 @@ func pgMajor(p string) int {
 // Start creates a cluster under dir (a new temporary directory when dir is
 // "") and starts it on a free loopback port.
 func Start(ctx context.Context, dir string) (*Server, error) {
+	return StartWith(ctx, Options{Dir: dir})
+}
+
+// StartWith creates and starts a cluster as o says.
+func StartWith(ctx context.Context, o Options) (*Server, error) {
 	bin, err := FindBin()
 	if err != nil {
 		return nil, err
 	}
+	dir := o.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "nova-pg-"); err != nil {
 			return nil, err
@@ -68,7 +90,10 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, bin: bin}
+	s := &Server{Dir: dir, Host: o.ListenAddr, bin: bin}
+	if s.Host == "" {
+		s.Host = "127.0.0.1"
+	}
 	// PostgreSQL refuses to run as root; CI runs as root, so run it as the
 	// postgres (or nobody) user with a directory it owns.
 	if os.Geteuid() == 0 {
@@ -89,8 +114,11 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 			"--no-locale", "--no-sync"); err != nil {
 			return nil, err
 		}
+		if err := s.writeHBA(o.PasswordCIDRs); err != nil {
+			return nil, err
+		}
 	}
-	if s.Port, err = freePort(); err != nil {
+	if s.Port, err = freePort(s.Host); err != nil {
 		return nil, err
 	}
 	if err := s.Restart(ctx); err != nil {
@@ -114,6 +142,24 @@ func unprivileged() (*syscall.Credential, error) {
 
 func (s *Server) dataDir() string { return filepath.Join(s.Dir, "data") }
 
+// writeHBA trusts connections from this host — the socket, and TCP from
+// the listen address, which only this host's processes use as a source —
+// and asks everyone in cidrs for a password.
+func (s *Server) writeHBA(cidrs []string) error {
+	hba := fmt.Sprintf("local all all trust\nhost all all %s/32 trust\n", s.Host)
+	for _, c := range cidrs {
+		hba += fmt.Sprintf("host all all %s scram-sha-256\n", c)
+	}
+	p := filepath.Join(s.dataDir(), "pg_hba.conf")
+	if err := os.WriteFile(p, []byte(hba), 0o600); err != nil {
+		return err
+	}
+	if s.cred != nil {
+		return os.Chown(p, int(s.cred.Uid), int(s.cred.Gid))
+	}
+	return nil
+}
+
 func (s *Server) run(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, name), args...)
 	cmd.Dir = s.Dir
@@ -130,8 +176,9 @@ func (s *Server) run(ctx context.Context, name string, args ...string) error {
 
 // Restart starts the (stopped) cluster again on the same port.
 func (s *Server) Restart(ctx context.Context) error {
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s "+
-		"-c fsync=off -c full_page_writes=off -c max_connections=300", s.Port, s.Dir)
+	opts := fmt.Sprintf("-c listen_addresses=%s -c port=%d -c unix_socket_directories=%s "+
+		"-c fsync=off -c full_page_writes=off -c max_connections=300 -c password_encryption=scram-sha-256",
+		s.Host, s.Port, s.Dir)
 	return s.run(ctx, "pg_ctl", "-D", s.dataDir(), "-l", filepath.Join(s.Dir, "postgres.log"),
 		"-o", opts, "-w", "-t", "60", "start")
 }
@@ -141,17 +188,41 @@ func (s *Server) Stop(ctx context.Context) error {
 	return s.run(ctx, "pg_ctl", "-D", s.dataDir(), "-m", "immediate", "-w", "stop")
 }
 
-// URL is the connection URL of database db.
+// URL is the connection URL of database db as the superuser, trusted from
+// this host only.
 func (s *Server) URL(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.Port, db)
+	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), db)
 }
 
 // CreateDatabase makes a new empty database and returns its URL.
 func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
-	if err := s.run(ctx, "createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-U", "postgres", name); err != nil {
+	if err := s.run(ctx, "createdb", "-h", s.Dir, "-p", strconv.Itoa(s.Port), "-U", "postgres", name); err != nil {
 		return "", err
 	}
 	return s.URL(name), nil
+}
+
+// CreateRoleDatabase makes a login role with a random password and a
+// database of the same name that it owns, and returns the URL to reach it
+// over TCP with that password — what a pod is given.
+func (s *Server) CreateRoleDatabase(ctx context.Context, name string) (url, password string, err error) {
+	pw := make([]byte, 12)
+	rand.Read(pw) //nolint:errcheck // crypto/rand does not fail
+	password = hex.EncodeToString(pw)
+	if err := s.run(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", s.Dir, "-p", strconv.Itoa(s.Port),
+		"-U", "postgres", "-d", "postgres",
+		"-c", fmt.Sprintf("CREATE ROLE %q LOGIN PASSWORD '%s'", name, password),
+		"-c", fmt.Sprintf("CREATE DATABASE %q OWNER %q", name, name)); err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", name, password,
+		net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), name), password, nil
+}
+
+// Log is the server's log so far, for a failure report.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
+	return string(b)
 }
 
 // Close stops the cluster and removes its directory.
@@ -162,8 +233,8 @@ func (s *Server) Close() {
 	os.RemoveAll(s.Dir)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}
