@@ -39,7 +39,7 @@ verify-proto: proto ## Fail when the committed generated code differs from what 
 		git status --porcelain -- service/proto; git diff -- service/proto | head -50; \
 		echo "generated code is stale: run make proto and commit"; exit 1; fi
 
-$(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: tools/go.mod tools/go.sum
+$(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc &: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go \
 		google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
