@@ -5,6 +5,7 @@ package grpcserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -119,7 +120,7 @@ func (s *Server) GetUser(ctx context.Context, r *authpb.GetUserRequest) (*authpb
 
 // userErr names the missing user in a NotFound.
 func userErr(err error, id uuid.UUID) error {
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return notFound{"user " + id.String()}
 	}
 	return err
@@ -206,7 +207,7 @@ func (s *Server) GetUserByEmail(ctx context.Context, r *authpb.GetUserByEmailReq
 		return nil, invalid(fmt.Sprintf("email %q is not an email address", truncate(e, 64)))
 	}
 	u, err := s.store.GetUserByEmail(ctx, e)
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return &authpb.GetUserByEmailResponse{Found: false}, nil
 	}
 	if err != nil {
