@@ -70,7 +70,7 @@ fuzz: ## Fuzz VerifyToken's input for FUZZTIME (default 10s)
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./service/internal/tokens
 
 .PHONY: bench-service
-bench-service: ## go test benchmarks of VerifyToken and GetUser
+bench-service: ## go test benchmarks: VerifyToken, GetUser, ListUsers against a health-check baseline
 	$(GO) test -run='^$$' -bench=. -benchmem ./service/internal/tokens ./service/internal/app
 
 .PHONY: clean
