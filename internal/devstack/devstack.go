@@ -141,6 +141,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return s, nil
 		} else if time.Now().After(deadline) {
 			return nil, fmt.Errorf("service did not become SERVING in 30s: %w", err)
+		} else if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

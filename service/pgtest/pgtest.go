@@ -76,7 +76,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 }
 
 // StartWith creates and starts a cluster as o says.
-func StartWith(ctx context.Context, o Options) (*Server, error) {
+func StartWith(ctx context.Context, o Options) (_ *Server, err error) {
 	bin, err := FindBin()
 	if err != nil {
 		return nil, err
@@ -94,6 +94,11 @@ func StartWith(ctx context.Context, o Options) (*Server, error) {
 	if s.Host == "" {
 		s.Host = "127.0.0.1"
 	}
+	defer func() {
+		if err != nil { // leave no folder and no half-started postmaster behind
+			s.Close()
+		}
+	}()
 	// PostgreSQL refuses to run as root; CI runs as root, so run it as the
 	// postgres (or nobody) user with a directory it owns.
 	if os.Geteuid() == 0 {

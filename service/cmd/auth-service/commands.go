@@ -70,7 +70,7 @@ func openStore(ctx context.Context) (*config.Config, *store.Store, error) {
 	defer cancel()
 	if err := st.Ping(pctx); err != nil {
 		st.Close()
-		return nil, nil, fmt.Errorf("cannot reach the database at DATABASE_URL: %w", errors.Unwrap(err))
+		return nil, nil, fmt.Errorf("cannot reach the database at DATABASE_URL: %w", err)
 	}
 	return cfg, st, nil
 }

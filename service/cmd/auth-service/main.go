@@ -48,6 +48,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// After the first signal, a second one kills the process at once
+	// instead of waiting for the drain.
+	context.AfterFunc(ctx, stop)
 	var err error
 	switch cmd {
 	case "serve":

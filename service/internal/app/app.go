@@ -74,7 +74,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	a.http = &http.Server{
 		Handler:           httpserver.New(a.Ready, reg, inv),
 		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// Bound slow bodies and slow readers too: 8080 is reachable from
+		// outside the cluster through the LoadBalancer.
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:  2 * time.Minute,
 	}
 	return a, nil
 }
@@ -82,11 +86,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 // NewVerifier builds the token verifier from the configured public keys,
 // or from the private key's public half when no public key is given.
 func NewVerifier(cfg *config.Config) (*tokens.Verifier, error) {
-	pemBytes, err := cfg.PublicKeyPEM()
-	if err != nil {
-		if priv, perr := cfg.PrivateKeyPEM(); perr == nil {
-			pemBytes, err = priv, nil
-		}
+	var (
+		pemBytes []byte
+		err      error
+	)
+	switch {
+	case cfg.JWTPublicKey == "" && cfg.JWTPublicKeyFile == "" && cfg.JWTPrivateKey == "" && cfg.JWTPrivateKeyFile == "":
+		err = errors.New("JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE, or JWT_PRIVATE_KEY to use its public half) is not set")
+	case cfg.JWTPublicKey == "" && cfg.JWTPublicKeyFile == "":
+		// No public key configured: verify with the private key's public half.
+		pemBytes, err = cfg.PrivateKeyPEM()
+	default:
+		pemBytes, err = cfg.PublicKeyPEM()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: VerifyToken needs the public key(s) tokens are signed with", err)
@@ -147,6 +158,13 @@ func (a *App) check(ctx context.Context) {
 // bounded by ShutdownTimeout.
 func (a *App) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	defer a.store.Close()
+	if a.cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(a.cfg.PprofAddr, a.log)
+		if err != nil {
+			return fmt.Errorf("PPROF_ADDR: %w", err)
+		}
+		defer stopPprof()
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- a.grpc.Serve(grpcLis) }()
 	go func() {
@@ -155,13 +173,6 @@ func (a *App) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		}
 	}()
 	a.log.Info("listening", slog.String("grpc", grpcLis.Addr().String()), slog.String("http", httpLis.Addr().String()))
-	if a.cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(a.cfg.PprofAddr, a.log)
-		if err != nil {
-			return fmt.Errorf("PPROF_ADDR: %w", err)
-		}
-		defer stopPprof()
-	}
 
 	var wg sync.WaitGroup
 	loopCtx, stopLoop := context.WithCancel(ctx)

@@ -3,13 +3,16 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/store"
+	"github.com/nova-auth/nova-auth/service/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/pgtest"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
@@ -187,5 +190,28 @@ func TestDeadlines(t *testing.T) {
 	wantCode(t, err, codes.OK)
 	if n := r.GetUser().GetFailedLoginAttempts(); n != 0 {
 		t.Fatalf("interrupted calls counted %d failures", n)
+	}
+}
+
+// TestPublicKeyFileMustExist: a named public key file that cannot be read
+// stops the start, even with a private key to fall back on.
+func TestPublicKeyFileMustExist(t *testing.T) {
+	priv, _, _ := tokens.GenerateEd25519PEM()
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{
+			"DATABASE_URL":        "postgres://u@127.0.0.1:1/x",
+			"JWT_PRIVATE_KEY":     string(priv),
+			"JWT_PUBLIC_KEY_FILE": "/nonexistent/keys/public.pem",
+		}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewVerifier(cfg); err == nil || !strings.Contains(err.Error(), "JWT_PUBLIC_KEY_FILE") {
+		t.Fatalf("err = %v, want it to name JWT_PUBLIC_KEY_FILE", err)
+	}
+	cfg.JWTPublicKeyFile = ""
+	if _, err := NewVerifier(cfg); err != nil {
+		t.Fatalf("no public key configured: the private key's half should do: %v", err)
 	}
 }

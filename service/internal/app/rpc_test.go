@@ -156,6 +156,7 @@ func TestCheckUserExistsAndGetUserByEmail(t *testing.T) {
 		{"", false, codes.InvalidArgument, ""},
 		{"no-at-sign", false, codes.InvalidArgument, ""},
 		{strings.Repeat("a", 300) + "@x.io", false, codes.InvalidArgument, ""},
+		{"grace@exa\x00mple.com", false, codes.InvalidArgument, ""}, // valid UTF-8, refused by PostgreSQL
 	} {
 		r, err := e.client.GetUserByEmail(ctx, &authpb.GetUserByEmailRequest{Email: tc.email})
 		wantCode(t, err, tc.code)
@@ -249,6 +250,7 @@ func TestPermissions(t *testing.T) {
 		{"bad", "users:read", false, codes.InvalidArgument},
 		{id, "", false, codes.InvalidArgument},
 		{id, strings.Repeat("p", 129), false, codes.InvalidArgument},
+		{id, "users:\x00read", false, codes.InvalidArgument},
 	} {
 		r, err := e.client.CheckPermission(ctx, &authpb.CheckPermissionRequest{UserId: tc.id, Permission: tc.perm})
 		wantCode(t, err, tc.code)
@@ -435,6 +437,7 @@ func TestVerifyToken(t *testing.T) {
 		{"wrong issuer", ownSigner(func(c *tokens.Claims) { c.Issuer = "https://evil.test" }), false, "wrong issuer"},
 		{"wrong audience", ownSigner(func(c *tokens.Claims) { c.Audience = jwt.ClaimStrings{"other"} }), false, "wrong audience"},
 		{"subject not a uuid", ownSigner(func(c *tokens.Claims) { c.Subject = "admin" }), false, "subject (sub) is not a user id"},
+		{"subject in urn form", ownSigner(func(c *tokens.Claims) { c.Subject = "urn:uuid:" + id }), true, ""}, // reported canonical
 		{"tampered payload", tampered, false, "invalid signature"},
 		{"wrong key", wrongKeyTok, false, "invalid signature"},
 		{"alg none", none, false, "signing algorithm not allowed"},

@@ -37,7 +37,8 @@ func NewGRPC(h *Server, hs *health.Server, m *metrics.GRPC, o Options, log *slog
 	if o.MaxConnectionAge > 0 {
 		kp.MaxConnectionAge, kp.MaxConnectionAgeGrace = o.MaxConnectionAge, o.MaxConnectionGrace
 	}
-	ic := chain(recoverer(log), m.Unary, deadline(o.RequestTimeout), statusMapper(log))
+	// Metrics outermost, so a call that panicked is counted (as Internal).
+	ic := chain(m.Unary, recoverer(log), deadline(o.RequestTimeout), statusMapper(log))
 	s := grpc.NewServer(
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgBytes),

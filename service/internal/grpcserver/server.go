@@ -203,7 +203,7 @@ func (s *Server) GetUserByEmail(ctx context.Context, r *authpb.GetUserByEmailReq
 	if e == "" {
 		return nil, invalid("email is required")
 	}
-	if len(e) > maxEmailLen || !strings.Contains(e, "@") || !utf8.ValidString(e) {
+	if len(e) > maxEmailLen || !strings.Contains(e, "@") || !utf8.ValidString(e) || strings.ContainsRune(e, 0) {
 		return nil, invalid(fmt.Sprintf("email %q is not an email address", truncate(e, 64)))
 	}
 	u, err := s.store.GetUserByEmail(ctx, e)
@@ -243,8 +243,8 @@ func validPermission(p string) error {
 	if p == "" {
 		return invalid("permission is required")
 	}
-	if len(p) > maxPermissionLen || !utf8.ValidString(p) {
-		return invalid(fmt.Sprintf("permission is longer than %d bytes or not UTF-8", maxPermissionLen))
+	if len(p) > maxPermissionLen || !utf8.ValidString(p) || strings.ContainsRune(p, 0) {
+		return invalid(fmt.Sprintf("permission is longer than %d bytes, not UTF-8, or holds a NUL byte", maxPermissionLen))
 	}
 	return nil
 }

@@ -368,7 +368,8 @@ func classify(err error) error {
 		switch {
 		case pgErr.Code == "23505": // unique_violation
 			return fmt.Errorf("%w: %s", ErrAlreadyExists, pgErr.ConstraintName)
-		case pgErr.Code == "23514" || pgErr.Code == "22P02" || pgErr.Code == "22001": // check, bad text, too long
+		case pgErr.Code == "23514" || pgErr.Code == "22P02" || pgErr.Code == "22001" || pgErr.Code == "22021" || pgErr.Code == "22P05":
+			// check, bad text, too long, bad byte sequence (NUL), untranslatable character
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		case pgErr.Code == "57014": // query_canceled (statement_timeout)
 			return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)

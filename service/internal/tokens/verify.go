@@ -144,10 +144,12 @@ func (v *Verifier) Verify(token string) Result {
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFor); err != nil {
 		return Result{Reason: reason(err)}
 	}
-	if _, err := uuid.Parse(c.Subject); err != nil {
+	sub, err := uuid.Parse(c.Subject)
+	if err != nil {
 		return Result{Reason: "subject (sub) is not a user id"}
 	}
-	r := Result{Valid: true, UserID: c.Subject, Email: c.Email, ExpiresAt: c.ExpiresAt.Time}
+	// The canonical form, whatever spelling the issuer used.
+	r := Result{Valid: true, UserID: sub.String(), Email: c.Email, ExpiresAt: c.ExpiresAt.Time}
 	v.cache.put(token, r, now)
 	return r
 }
