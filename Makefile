@@ -67,11 +67,11 @@ test-go: ## Go tests of the root module (real PostgreSQL and gRPC on loopback)
 
 .PHONY: fuzz
 fuzz: ## Fuzz VerifyToken's input for FUZZTIME (default 10s)
-	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./service/internal/tokens
+	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./service/tokens
 
 .PHONY: bench-service
 bench-service: ## go test benchmarks: VerifyToken, GetUser, ListUsers against a health-check baseline
-	$(GO) test -run='^$$' -bench=. -benchmem ./service/internal/tokens ./service/internal/app
+	$(GO) test -run='^$$' -bench=. -benchmem ./service/tokens ./service/internal/app
 
 .PHONY: clean
 clean: ## Remove bin/, dist/ and .data/

@@ -2,26 +2,19 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/crypto/argon2"
+
+	"github.com/nova-auth/nova-auth/service/password"
+	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // Dataset is what the scenarios draw their requests from: real users with
@@ -117,7 +110,10 @@ func seed(ctx context.Context, o SeedOptions) (*Dataset, error) {
 	run := make([]byte, 4)
 	rand.Read(run) //nolint:errcheck // crypto/rand does not fail
 	runID := hex.EncodeToString(run)
-	hash := argon2Hash("loadtest-" + runID)
+	hash, err := password.Hash("loadtest-" + runID)
+	if err != nil {
+		return nil, err
+	}
 
 	d := &Dataset{Permission: seedPermissions[0], Users: make([]DataUser, o.N)}
 	userRows := make([][]any, o.N)
@@ -129,7 +125,7 @@ func seed(ctx context.Context, o SeedOptions) (*Dataset, error) {
 			Email:       fmt.Sprintf("lt-%s-%d@loadtest.nova.local", runID, i),
 			Permissions: seedPermissions,
 		}
-		if u.Token, err = signer.issue(u.ID, u.Email, o.TokenTTL); err != nil {
+		if u.Token, _, err = signer.Issue(u.ID, u.Email, o.TokenTTL); err != nil {
 			return nil, err
 		}
 		d.Users[i] = u
@@ -162,81 +158,17 @@ func seed(ctx context.Context, o SeedOptions) (*Dataset, error) {
 	return d, nil
 }
 
-// argon2Hash hashes pw as the service does (argon2id, 19 MiB, t=2, p=1, PHC).
-func argon2Hash(pw string) string {
-	salt := make([]byte, 16)
-	rand.Read(salt) //nolint:errcheck
-	key := argon2.IDKey([]byte(pw), salt, 2, 19*1024, 1, 32)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, 19*1024, 2, 1,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
-}
-
-// tokenSigner makes tokens with the claims `auth-service tokens issue` sets:
-// iss, sub, aud, iat, nbf, exp, jti, email, and a kid derived from the key.
-type tokenSigner struct {
-	key      crypto.Signer
-	method   jwt.SigningMethod
-	kid      string
-	issuer   string
-	audience string
-}
-
-func newTokenSigner(path, issuer, audience string) (*tokenSigner, error) {
+// newTokenSigner signs with the service's private key file, through the
+// service's own token code, so seeded tokens carry exactly the claims and
+// kid `auth-service tokens issue` gives.
+func newTokenSigner(path, issuer, audience string) (*tokens.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	var k any
-	switch block.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		err = fmt.Errorf("PEM block %q is not a private key", block.Type)
-	}
+	k, err := tokens.ParsePrivateKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	s := &tokenSigner{issuer: issuer, audience: audience}
-	switch k := k.(type) {
-	case ed25519.PrivateKey:
-		s.key, s.method = k, jwt.SigningMethodEdDSA
-	case *ecdsa.PrivateKey:
-		s.key, s.method = k, jwt.SigningMethodES256
-	case *rsa.PrivateKey:
-		s.key, s.method = k, jwt.SigningMethodRS256
-	default:
-		return nil, fmt.Errorf("%s: unsupported key type %T", path, k)
-	}
-	der, err := x509.MarshalPKIXPublicKey(s.key.Public())
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(der)
-	s.kid = base64.RawURLEncoding.EncodeToString(sum[:16])
-	return s, nil
-}
-
-func (s *tokenSigner) issue(userID, email string, ttl time.Duration) (string, error) {
-	now := time.Now().Truncate(time.Second)
-	claims := jwt.MapClaims{
-		"sub": userID, "email": email, "jti": uuid.NewString(),
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix(),
-	}
-	if s.issuer != "" {
-		claims["iss"] = s.issuer
-	}
-	if s.audience != "" {
-		claims["aud"] = []string{s.audience}
-	}
-	t := jwt.NewWithClaims(s.method, claims)
-	t.Header["kid"] = s.kid
-	return t.SignedString(s.key)
+	return tokens.NewSigner(k, issuer, audience)
 }

@@ -235,7 +235,7 @@ func TestSmoke(t *testing.T) {
 	}
 	forged := *seeded
 	forged.Users = append([]DataUser(nil), seeded.Users[:1]...)
-	if forged.Users[0].Token, err = signer.issue(forged.Users[0].ID, forged.Users[0].Email, time.Hour); err != nil {
+	if forged.Users[0].Token, _, err = signer.Issue(forged.Users[0].ID, forged.Users[0].Email, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {

@@ -22,9 +22,9 @@ import (
 	"github.com/nova-auth/nova-auth/service/internal/app"
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/grpcserver"
-	"github.com/nova-auth/nova-auth/service/internal/password"
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/internal/tokens"
+	"github.com/nova-auth/nova-auth/service/password"
+	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 func loadConfig() (*config.Config, error) { return config.Load(os.Getenv) }

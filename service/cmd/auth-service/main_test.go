@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/nova-auth/nova-auth/service/internal/config"
-	"github.com/nova-auth/nova-auth/service/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/pgtest"
+	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 var (

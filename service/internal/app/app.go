@@ -21,7 +21,7 @@ import (
 	"github.com/nova-auth/nova-auth/service/internal/httpserver"
 	"github.com/nova-auth/nova-auth/service/internal/metrics"
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/internal/tokens"
+	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // App is a configured service, not yet listening.

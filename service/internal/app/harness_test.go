@@ -18,11 +18,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nova-auth/nova-auth/service/internal/config"
-	"github.com/nova-auth/nova-auth/service/internal/password"
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/internal/tokens"
+	"github.com/nova-auth/nova-auth/service/password"
 	"github.com/nova-auth/nova-auth/service/pgtest"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
+	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // pg is this package's own PostgreSQL cluster; every test gets a fresh

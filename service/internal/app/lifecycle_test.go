@@ -12,9 +12,9 @@ import (
 
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/pgtest"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
+	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // TestDatabaseOutage: with PostgreSQL stopped, calls fail with Unavailable

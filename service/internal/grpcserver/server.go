@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/internal/tokens"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
+	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // Limits on request sizes, part of the API's documented behaviour.
