@@ -59,19 +59,20 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@for m in chartstest chartstest/kubescore e2e; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
+	@for m in loadtest chartstest chartstest/kubescore e2e; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
 
 .PHONY: test-go
-test-go: ## Go tests of the root module (real PostgreSQL and gRPC on loopback)
+test-go: ## Go tests of the root module and the load test (real PostgreSQL and gRPC on loopback)
 	$(GO) test -count=1 ./...
+	cd loadtest && $(GO) test -count=1 ./...
 
 .PHONY: fuzz
 fuzz: ## Fuzz VerifyToken's input for FUZZTIME (default 10s)
-	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./service/tokens
+	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./internal/tokens
 
 .PHONY: bench-service
 bench-service: ## go test benchmarks: VerifyToken, GetUser, ListUsers against a health-check baseline
-	$(GO) test -run='^$$' -bench=. -benchmem ./service/tokens ./service/internal/app
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/tokens ./service/internal/app
 
 .PHONY: clean
 clean: ## Remove bin/, dist/ and .data/

@@ -31,13 +31,13 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/nova-auth/nova-auth/clients"
-	"github.com/nova-auth/nova-auth/service/pgtest"
+	"github.com/nova-auth/nova-auth/internal/testenv"
 )
 
 // The package's tests share one PostgreSQL cluster, one migrated database
 // and three auth-service processes on 127.0.0.1, 127.0.0.2 and 127.0.0.3.
 var (
-	pg       *pgtest.Server
+	pg       *testenv.Postgres
 	bin      string // the auth-service binary, built once
 	baseEnv  []string
 	aliceID  string
@@ -68,7 +68,7 @@ func run(m *testing.M) int {
 	if err := build.Run(); err != nil {
 		return fail("build auth-service", err)
 	}
-	if pg, err = pgtest.Start(ctx, ""); err != nil {
+	if pg, err = testenv.StartPostgres(ctx, ""); err != nil {
 		return fail("start PostgreSQL", err)
 	}
 	defer pg.Close()

@@ -12,15 +12,15 @@ LOADTEST_FLAGS    ?=
 
 .PHONY: loadtest
 loadtest: build ## Local stack + 10k seeded users, the mix at LOADTEST_RPS with the spec's gates (P95 200ms, P99 500ms, errors 0.1%, 1000 req/s)
-	$(GO) run ./loadtest --local --bin $(BIN)/auth-service --out loadtest/out/loadtest \
+	cd loadtest && $(GO) run . --local --bin $(BIN)/auth-service --out out/loadtest \
 		--rps $(LOADTEST_RPS) --duration $(LOADTEST_DURATION) --concurrency 64 $(LOADTEST_FLAGS)
 
 .PHONY: bench
 bench: build ## Health-check floor, each RPC as a ratio of it (p50/p99), then the mix at BENCH_MIX_RPS; see loadtest/RESULTS.md
-	$(GO) run ./loadtest --local --bin $(BIN)/auth-service --out loadtest/out/bench --bench \
+	cd loadtest && $(GO) run . --local --bin $(BIN)/auth-service --out out/bench --bench \
 		--duration $(BENCH_DURATION) --concurrency $(BENCH_CONCURRENCY) --bench-mix-rps $(BENCH_MIX_RPS) $(LOADTEST_FLAGS)
 
 .PHONY: loadtest-smoke
 loadtest-smoke: build ## Short gated mix against a local stack (what `make test` runs through go test ./loadtest)
-	$(GO) run ./loadtest --local --bin $(BIN)/auth-service --out loadtest/out/smoke \
+	cd loadtest && $(GO) run . --local --bin $(BIN)/auth-service --out out/smoke \
 		--seed 1000 --rps 1500 --duration 6s --warmup-time 2s --warmup 0 --progress 0 $(LOADTEST_FLAGS)

@@ -13,8 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/nova-auth/nova-auth/service/password"
-	"github.com/nova-auth/nova-auth/service/tokens"
+	"github.com/nova-auth/nova-auth/internal/password"
+	"github.com/nova-auth/nova-auth/internal/tokens"
 )
 
 // Dataset is what the scenarios draw their requests from: real users with

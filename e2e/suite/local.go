@@ -9,7 +9,7 @@ import (
 	"github.com/gruntwork-io/terratest/modules/testing"
 
 	"github.com/nova-auth/nova-auth/e2e/localcluster"
-	"github.com/nova-auth/nova-auth/service/pgtest"
+	"github.com/nova-auth/nova-auth/internal/testenv"
 )
 
 // Local is the provider of this repository's CI: a real single-node
@@ -24,7 +24,7 @@ func (Local) Unavailable() string {
 	if err := localcluster.Check(); err != nil {
 		return err.Error()
 	}
-	if _, err := pgtest.FindBin(); err != nil {
+	if _, err := testenv.FindPostgres(); err != nil {
 		return err.Error()
 	}
 	return ""
@@ -62,7 +62,7 @@ func (Local) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster,
 	}
 	// The "managed database" of production: on the host, reached by the
 	// pods through the bridge gateway with a password.
-	pg, err := pgtest.StartWith(ctx, pgtest.Options{ListenAddr: lc.GatewayIP, PasswordCIDRs: []string{lc.PodSubnet}})
+	pg, err := testenv.StartPostgresWith(ctx, testenv.PostgresOptions{ListenAddr: lc.GatewayIP, PasswordCIDRs: []string{lc.PodSubnet}})
 	if err != nil {
 		c.Down()
 		return nil, fmt.Errorf("host PostgreSQL on %s: %w", lc.GatewayIP, err)

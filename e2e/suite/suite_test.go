@@ -242,15 +242,15 @@ func setup(t *testing.T, ctx context.Context, p Provider) *env {
 	return e
 }
 
-// buildLoadtest builds the load test (root module) as a static binary, for
+// buildLoadtest builds the load test (its own module, loadtest/) as a static binary, for
 // the host and for an image that runs it inside the cluster.
 func buildLoadtest(ctx context.Context, e *env) error {
 	e.loadtest = filepath.Join(e.out, "bin", "loadtest")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", e.loadtest, "./loadtest")
-	cmd.Dir = e.root
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", e.loadtest, ".")
+	cmd.Dir = filepath.Join(e.root, "loadtest")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./loadtest: %w\n%s", err, b)
+		return fmt.Errorf("go build loadtest: %w\n%s", err, b)
 	}
 	data, err := os.ReadFile(e.loadtest)
 	if err != nil {

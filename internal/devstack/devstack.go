@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nova-auth/nova-auth/service/pgtest"
+	"github.com/nova-auth/nova-auth/internal/testenv"
 )
 
 // Options says where and how to run.
@@ -42,7 +42,7 @@ type Stack struct {
 	Env                []string // what the service was started with
 	Bin                string
 
-	pg  *pgtest.Server
+	pg  *testenv.Postgres
 	cmd *exec.Cmd
 	dir string
 	tmp bool
@@ -74,7 +74,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			s.Stop()
 		}
 	}()
-	if s.pg, err = pgtest.Start(ctx, filepath.Join(s.dir, "pg")); err != nil {
+	if s.pg, err = testenv.StartPostgres(ctx, filepath.Join(s.dir, "pg")); err != nil {
 		return nil, err
 	}
 	if s.DatabaseURL, err = s.pg.CreateDatabase(ctx, "nova_auth"); err != nil {

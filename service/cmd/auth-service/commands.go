@@ -19,12 +19,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nova-auth/nova-auth/internal/password"
+	"github.com/nova-auth/nova-auth/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/internal/app"
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/grpcserver"
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/password"
-	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 func loadConfig() (*config.Config, error) { return config.Load(os.Getenv) }

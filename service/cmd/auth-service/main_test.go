@@ -15,13 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nova-auth/nova-auth/internal/testenv"
+	"github.com/nova-auth/nova-auth/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/internal/config"
-	"github.com/nova-auth/nova-auth/service/pgtest"
-	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 var (
-	pg  *pgtest.Server
+	pg  *testenv.Postgres
 	bin string // the auth-service binary, built once
 )
 
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	if pg, err = pgtest.Start(context.Background(), ""); err != nil {
+	if pg, err = testenv.StartPostgres(context.Background(), ""); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

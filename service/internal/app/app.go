@@ -16,12 +16,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
+	"github.com/nova-auth/nova-auth/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/grpcserver"
 	"github.com/nova-auth/nova-auth/service/internal/httpserver"
 	"github.com/nova-auth/nova-auth/service/internal/metrics"
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // App is a configured service, not yet listening.

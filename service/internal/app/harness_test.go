@@ -17,21 +17,21 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nova-auth/nova-auth/internal/password"
+	"github.com/nova-auth/nova-auth/internal/testenv"
+	"github.com/nova-auth/nova-auth/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/password"
-	"github.com/nova-auth/nova-auth/service/pgtest"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
-	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // pg is this package's own PostgreSQL cluster; every test gets a fresh
 // database in it.
-var pg *pgtest.Server
+var pg *testenv.Postgres
 
 func TestMain(m *testing.M) {
 	var err error
-	pg, err = pgtest.Start(context.Background(), "")
+	pg, err = testenv.StartPostgres(context.Background(), "")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
 		os.Exit(1)
@@ -61,7 +61,7 @@ type env struct {
 
 // newEnv starts the service against a fresh, migrated database of server
 // srv (pg when nil); vars override the environment the service reads.
-func newEnv(t testing.TB, srv *pgtest.Server, vars map[string]string) *env {
+func newEnv(t testing.TB, srv *testenv.Postgres, vars map[string]string) *env {
 	t.Helper()
 	if srv == nil {
 		srv = pg

@@ -10,11 +10,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nova-auth/nova-auth/internal/testenv"
+	"github.com/nova-auth/nova-auth/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/store"
-	"github.com/nova-auth/nova-auth/service/pgtest"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
-	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // TestDatabaseOutage: with PostgreSQL stopped, calls fail with Unavailable
@@ -22,7 +22,7 @@ import (
 // itself, with no restart of the service.
 func TestDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, "")
+	srv, err := testenv.StartPostgres(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nova-auth/nova-auth/internal/tokens"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
-	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 const unknownID = "00000000-0000-4000-8000-000000000000"

@@ -15,9 +15,9 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/nova-auth/nova-auth/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/internal/store"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
-	"github.com/nova-auth/nova-auth/service/tokens"
 )
 
 // Limits on request sizes, part of the API's documented behaviour.

@@ -1,4 +1,4 @@
-package pgtest
+package testenv
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 func TestStartQueryStopRestart(t *testing.T) {
 	ctx := context.Background()
-	s, err := Start(ctx, "")
+	s, err := StartPostgres(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestStartQueryStopRestart(t *testing.T) {
 func TestPasswordCIDRs(t *testing.T) {
 	ctx := context.Background()
 	// 127.0.0.2 stands in for a bridge gateway; 127.0.0.0/8 for the pods.
-	s, err := StartWith(ctx, Options{ListenAddr: "127.0.0.2", PasswordCIDRs: []string{"127.0.0.0/8"}})
+	s, err := StartPostgresWith(ctx, PostgresOptions{ListenAddr: "127.0.0.2", PasswordCIDRs: []string{"127.0.0.0/8"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
-// Package pgtest runs a throwaway PostgreSQL cluster from the installed
-// server binaries: initdb in a fresh directory, a free port, torn down on
-// Close. The service's tests, the client library's, `make run`, the load
-// test and the e2e suite (whose pods reach it on the cluster bridge) use it;
-// nothing shares a server. It is public so the e2e module can import it.
-package pgtest
+// Package testenv is the one harness every test of the repository uses: a
+// throwaway PostgreSQL cluster from the installed server binaries (initdb in a
+// fresh directory, a free port, torn down on Close), the auth-service binary
+// built once per test run, and a serving process with WaitReady and Stop.
+// Nothing shares a server. It lives under the root internal/ so that every
+// module of the repository can import it and nobody outside can.
+package testenv
 
 import (
 	"bytes"
@@ -23,8 +24,8 @@ import (
 	"time"
 )
 
-// Server is one running (or stopped) PostgreSQL cluster.
-type Server struct {
+// Postgres is one running (or stopped) PostgreSQL cluster.
+type Postgres struct {
 	Dir  string // cluster root: data/ and the socket live here
 	Host string // the address it listens on
 	Port int
@@ -32,8 +33,8 @@ type Server struct {
 	cred *syscall.Credential
 }
 
-// Options shape a cluster beyond the loopback default.
-type Options struct {
+// PostgresOptions shape a cluster beyond the loopback default.
+type PostgresOptions struct {
 	// Dir is the cluster's folder; a new temporary one when "".
 	Dir string
 	// ListenAddr is the one address to listen on; 127.0.0.1 when "".
@@ -44,9 +45,9 @@ type Options struct {
 	PasswordCIDRs []string
 }
 
-// FindBin locates the directory holding initdb and pg_ctl: $PG_BIN, then
+// FindPostgres locates the directory holding initdb and pg_ctl: $PG_BIN, then
 // PATH, then Debian's /usr/lib/postgresql/<version>/bin (newest first).
-func FindBin() (string, error) {
+func FindPostgres() (string, error) {
 	if d := os.Getenv("PG_BIN"); d != "" {
 		return d, nil
 	}
@@ -69,15 +70,15 @@ func pgMajor(p string) int {
 	return n
 }
 
-// Start creates a cluster under dir (a new temporary directory when dir is
+// StartPostgres creates a cluster under dir (a new temporary directory when dir is
 // "") and starts it on a free loopback port.
-func Start(ctx context.Context, dir string) (*Server, error) {
-	return StartWith(ctx, Options{Dir: dir})
+func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
+	return StartPostgresWith(ctx, PostgresOptions{Dir: dir})
 }
 
-// StartWith creates and starts a cluster as o says.
-func StartWith(ctx context.Context, o Options) (_ *Server, err error) {
-	bin, err := FindBin()
+// StartPostgresWith creates and starts a cluster as o says.
+func StartPostgresWith(ctx context.Context, o PostgresOptions) (_ *Postgres, err error) {
+	bin, err := FindPostgres()
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +91,7 @@ func StartWith(ctx context.Context, o Options) (_ *Server, err error) {
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, Host: o.ListenAddr, bin: bin}
+	s := &Postgres{Dir: dir, Host: o.ListenAddr, bin: bin}
 	if s.Host == "" {
 		s.Host = "127.0.0.1"
 	}
@@ -145,12 +146,12 @@ func unprivileged() (*syscall.Credential, error) {
 	return nil, errors.New("running as root and no postgres or nobody user to run PostgreSQL as")
 }
 
-func (s *Server) dataDir() string { return filepath.Join(s.Dir, "data") }
+func (s *Postgres) dataDir() string { return filepath.Join(s.Dir, "data") }
 
 // writeHBA trusts connections from this host — the socket, and TCP from
 // the listen address, which only this host's processes use as a source —
 // and asks everyone in cidrs for a password.
-func (s *Server) writeHBA(cidrs []string) error {
+func (s *Postgres) writeHBA(cidrs []string) error {
 	hba := fmt.Sprintf("local all all trust\nhost all all %s/32 trust\n", s.Host)
 	for _, c := range cidrs {
 		hba += fmt.Sprintf("host all all %s scram-sha-256\n", c)
@@ -165,7 +166,7 @@ func (s *Server) writeHBA(cidrs []string) error {
 	return nil
 }
 
-func (s *Server) run(ctx context.Context, name string, args ...string) error {
+func (s *Postgres) run(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, name), args...)
 	cmd.Dir = s.Dir
 	var out bytes.Buffer
@@ -180,7 +181,7 @@ func (s *Server) run(ctx context.Context, name string, args ...string) error {
 }
 
 // Restart starts the (stopped) cluster again on the same port.
-func (s *Server) Restart(ctx context.Context) error {
+func (s *Postgres) Restart(ctx context.Context) error {
 	opts := fmt.Sprintf("-c listen_addresses=%s -c port=%d -c unix_socket_directories=%s "+
 		"-c fsync=off -c full_page_writes=off -c max_connections=300 -c password_encryption=scram-sha-256",
 		s.Host, s.Port, s.Dir)
@@ -189,18 +190,18 @@ func (s *Server) Restart(ctx context.Context) error {
 }
 
 // Stop shuts the cluster down at once (clients see their connections end).
-func (s *Server) Stop(ctx context.Context) error {
+func (s *Postgres) Stop(ctx context.Context) error {
 	return s.run(ctx, "pg_ctl", "-D", s.dataDir(), "-m", "immediate", "-w", "stop")
 }
 
 // URL is the connection URL of database db as the superuser, trusted from
 // this host only.
-func (s *Server) URL(db string) string {
+func (s *Postgres) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), db)
 }
 
 // CreateDatabase makes a new empty database and returns its URL.
-func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+func (s *Postgres) CreateDatabase(ctx context.Context, name string) (string, error) {
 	if err := s.run(ctx, "createdb", "-h", s.Dir, "-p", strconv.Itoa(s.Port), "-U", "postgres", name); err != nil {
 		return "", err
 	}
@@ -210,7 +211,7 @@ func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error
 // CreateRoleDatabase makes a login role with a random password and a
 // database of the same name that it owns, and returns the URL to reach it
 // over TCP with that password — what a pod is given.
-func (s *Server) CreateRoleDatabase(ctx context.Context, name string) (url, password string, err error) {
+func (s *Postgres) CreateRoleDatabase(ctx context.Context, name string) (url, password string, err error) {
 	pw := make([]byte, 12)
 	rand.Read(pw) //nolint:errcheck // crypto/rand does not fail
 	password = hex.EncodeToString(pw)
@@ -225,13 +226,13 @@ func (s *Server) CreateRoleDatabase(ctx context.Context, name string) (url, pass
 }
 
 // Log is the server's log so far, for a failure report.
-func (s *Server) Log() string {
+func (s *Postgres) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
 	return string(b)
 }
 
 // Close stops the cluster and removes its directory.
-func (s *Server) Close() {
+func (s *Postgres) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = s.run(ctx, "pg_ctl", "-D", s.dataDir(), "-m", "immediate", "-w", "stop")
