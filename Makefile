@@ -59,7 +59,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@for m in loadtest chartstest chartstest/kubescore e2e; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
+	@for m in loadtest chartstest e2e; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
 
 .PHONY: test-go
 test-go: ## Go tests of the root module and the load test (real PostgreSQL and gRPC on loopback)

@@ -22,13 +22,13 @@ var helmDocsArgs = []string{
 }
 
 // TestReadmeUpToDate regenerates charts/auth/README.md with helm-docs (the
-// version pinned in go.mod) and fails when the committed one differs;
+// version pinned in tools/go.mod) and fails when the committed one differs;
 // `go test -run TestReadmeUpToDate -update` rewrites it.
 func TestReadmeUpToDate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds helm-docs")
 	}
-	bin := tool(t, ".", "github.com/norwoodj/helm-docs/cmd/helm-docs")
+	bin := tool(t, "../tools", "github.com/norwoodj/helm-docs/cmd/helm-docs")
 	readme := filepath.Join(chartDir, "README.md")
 	if *update {
 		out, err := exec.Command(bin, helmDocsArgs...).CombinedOutput()

@@ -114,10 +114,10 @@ var kubeScoreAlwaysIgnored = map[string]string{
 // kubeScoreOptional are optional checks the chart passes and keeps passing.
 var kubeScoreOptional = []string{"container-seccomp-profile", "container-ports-check"}
 
-// TestKubeScore runs kube-score (pinned in kubescore/go.mod) on each
+// TestKubeScore runs kube-score (pinned in tools/go.mod) on each
 // scenario's full output, objects and hooks, and fails on any CRITICAL.
 func TestKubeScore(t *testing.T) {
-	bin := tool(t, "kubescore", "github.com/zegl/kube-score/cmd/kube-score")
+	bin := tool(t, "../tools", "github.com/zegl/kube-score/cmd/kube-score")
 	for _, s := range scenarios(t) {
 		t.Run(s.name, func(t *testing.T) {
 			r := mustRender(t, values(t, s.path), scenarioOpts(s))
