@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+
+	"github.com/nova-auth/nova-auth/internal/envconfig"
 )
 
 // ServiceNames are the platform's services, each with a default target and a
@@ -109,39 +111,23 @@ type TLSConfig struct {
 	ServerName string // GRPC_CLIENT_TLS_SERVER_NAME: overrides the name checked in the server's certificate
 }
 
-// DefaultConfig returns the development defaults: the twelve in-cluster
-// targets, 5s deadline, 3 attempts, breaker after 5 failures for 10s.
+// DefaultConfig returns the development defaults: every field the defaults
+// of Vars give it (the twelve in-cluster targets, a 5s deadline, 3 attempts,
+// and so on), with RecordFailedLogin never retried.
 func DefaultConfig() Config {
 	c := Config{
-		Targets:              make(map[string]string, len(ServiceNames)),
-		Timeout:              5 * time.Second,
-		MaxAttempts:          3,
-		InitialBackoff:       100 * time.Millisecond,
-		MaxBackoff:           2 * time.Second,
-		BackoffMultiplier:    2,
-		RetryableCodes:       []codes.Code{codes.Unavailable, codes.ResourceExhausted},
-		NoRetryMethods:       []string{recordFailedLogin},
-		BreakerFailures:      5,
-		BreakerCooldown:      10 * time.Second,
-		BreakerHalfOpenCalls: 1,
-		HealthCheck:          true,
-		KeepaliveTime:        30 * time.Second,
-		KeepaliveTimeout:     10 * time.Second,
-		ReconnectMaxBackoff:  10 * time.Second,
+		Targets:        make(map[string]string, len(ServiceNames)),
+		NoRetryMethods: []string{recordFailedLogin},
 	}
-	for _, n := range ServiceNames {
-		c.Targets[n] = DefaultTarget(n)
+	noEnv := func(string) string { return "" }
+	if errs := envconfig.Load(&c, Vars, noEnv); len(errs) > 0 {
+		panic(fmt.Sprintf("clients: a default in Vars does not parse: %v", errs)) // a test loads them
 	}
 	return c
 }
 
-// Var documents one environment variable.
-type Var struct {
-	Name    string
-	Default string
-	Help    string
-	set     func(c *Config, v string) error
-}
+// Var is one environment variable: its name, default, help and parser.
+type Var = envconfig.Var[Config]
 
 // TargetVar is the variable that overrides a service's target.
 func TargetVar(name string) string {
@@ -152,20 +138,26 @@ func TargetVar(name string) string {
 var Vars = func() []Var {
 	var vs []Var
 	for _, n := range ServiceNames {
-		vs = append(vs, Var{TargetVar(n), DefaultTarget(n), "Target of the " + n + " service.",
-			func(c *Config, v string) error { c.Targets[n] = v; return nil }})
+		vs = append(vs, Var{Name: TargetVar(n), Default: DefaultTarget(n),
+			Help:  "Target of the " + n + " service.",
+			Parse: func(c *Config, v string) error { c.Targets[n] = v; return nil }})
 	}
 	return append(vs, []Var{
-		{"GRPC_CLIENT_TIMEOUT", "5s", "Deadline of a call whose context has none (or a later one).",
-			func(c *Config, v string) error { return durVar(&c.Timeout, v) }},
-		{"GRPC_CLIENT_MAX_ATTEMPTS", "3", "Attempts per call including the first, 1..5; 1 turns retries off.",
-			func(c *Config, v string) error { return intVar(&c.MaxAttempts, v) }},
-		{"GRPC_CLIENT_INITIAL_BACKOFF", "100ms", "Upper bound of the random wait before the first retry.",
-			func(c *Config, v string) error { return durVar(&c.InitialBackoff, v) }},
-		{"GRPC_CLIENT_MAX_BACKOFF", "2s", "Upper bound of the random wait before any retry.",
-			func(c *Config, v string) error { return durVar(&c.MaxBackoff, v) }},
-		{"GRPC_CLIENT_BACKOFF_MULTIPLIER", "2", "Growth of the wait bound per retry (>= 1).",
-			func(c *Config, v string) error {
+		{Name: "GRPC_CLIENT_TIMEOUT", Default: "5s",
+			Help:  "Deadline of a call whose context has none (or a later one).",
+			Parse: func(c *Config, v string) error { return durVar(&c.Timeout, v) }},
+		{Name: "GRPC_CLIENT_MAX_ATTEMPTS", Default: "3",
+			Help:  "Attempts per call including the first, 1..5; 1 turns retries off.",
+			Parse: func(c *Config, v string) error { return intVar(&c.MaxAttempts, v) }},
+		{Name: "GRPC_CLIENT_INITIAL_BACKOFF", Default: "100ms",
+			Help:  "Upper bound of the random wait before the first retry.",
+			Parse: func(c *Config, v string) error { return durVar(&c.InitialBackoff, v) }},
+		{Name: "GRPC_CLIENT_MAX_BACKOFF", Default: "2s",
+			Help:  "Upper bound of the random wait before any retry.",
+			Parse: func(c *Config, v string) error { return durVar(&c.MaxBackoff, v) }},
+		{Name: "GRPC_CLIENT_BACKOFF_MULTIPLIER", Default: "2",
+			Help: "Growth of the wait bound per retry (>= 1).",
+			Parse: func(c *Config, v string) error {
 				f, err := strconv.ParseFloat(v, 64)
 				if err != nil {
 					return errors.New("must be a number such as 2 or 1.5")
@@ -173,41 +165,55 @@ var Vars = func() []Var {
 				c.BackoffMultiplier = f
 				return nil
 			}},
-		{"GRPC_CLIENT_RETRY_CODES", "UNAVAILABLE,RESOURCE_EXHAUSTED", "Comma-separated status codes that are retried.",
-			func(c *Config, v string) error { return codesVar(&c.RetryableCodes, v) }},
-		{"GRPC_CLIENT_NO_RETRY_METHODS", "", "Comma-separated full method names (/pkg.Service/Method) never retried, in addition to " + recordFailedLogin + ".",
-			func(c *Config, v string) error {
-				for _, m := range splitList(v) {
+		{Name: "GRPC_CLIENT_RETRY_CODES", Default: "UNAVAILABLE,RESOURCE_EXHAUSTED",
+			Help:  "Comma-separated status codes that are retried.",
+			Parse: func(c *Config, v string) error { return codesVar(&c.RetryableCodes, v) }},
+		{Name: "GRPC_CLIENT_NO_RETRY_METHODS",
+			Help: "Comma-separated full method names (/pkg.Service/Method) never retried, in addition to " + recordFailedLogin + ".",
+			Parse: func(c *Config, v string) error {
+				for _, m := range envconfig.List(v) {
 					if !slices.Contains(c.NoRetryMethods, m) {
 						c.NoRetryMethods = append(c.NoRetryMethods, m)
 					}
 				}
 				return nil
 			}},
-		{"GRPC_CLIENT_BREAKER_FAILURES", "5", "Consecutive failures (Unavailable, DeadlineExceeded, Internal) that open a service's breaker; 0 disables it.",
-			func(c *Config, v string) error { return uint32Var(&c.BreakerFailures, v) }},
-		{"GRPC_CLIENT_BREAKER_COOLDOWN", "10s", "How long an open breaker fails calls fast before it lets a trial call through.",
-			func(c *Config, v string) error { return durVar(&c.BreakerCooldown, v) }},
-		{"GRPC_CLIENT_BREAKER_HALF_OPEN_CALLS", "1", "Trial calls let through while half-open; that many successes close the breaker.",
-			func(c *Config, v string) error { return uint32Var(&c.BreakerHalfOpenCalls, v) }},
-		{"GRPC_CLIENT_HEALTH_CHECK", "true", "Watch grpc.health.v1 and route nothing to backends that are not SERVING.",
-			func(c *Config, v string) error { return boolVar(&c.HealthCheck, v) }},
-		{"GRPC_CLIENT_KEEPALIVE_TIME", "30s", "Ping an idle connection after this long; at least 10s (the server's enforcement minimum).",
-			func(c *Config, v string) error { return durVar(&c.KeepaliveTime, v) }},
-		{"GRPC_CLIENT_KEEPALIVE_TIMEOUT", "10s", "Drop a connection whose ping is not answered within this.",
-			func(c *Config, v string) error { return durVar(&c.KeepaliveTimeout, v) }},
-		{"GRPC_CLIENT_RECONNECT_MAX_BACKOFF", "10s", "Longest wait between reconnection attempts to a backend.",
-			func(c *Config, v string) error { return durVar(&c.ReconnectMaxBackoff, v) }},
-		{"GRPC_CLIENT_TLS", "false", "Use TLS to every service.",
-			func(c *Config, v string) error { return boolVar(&c.TLS.Enabled, v) }},
-		{"GRPC_CLIENT_TLS_CA_FILE", "", "PEM file of CA certificates that sign the servers' certificates; empty means the system roots.",
-			func(c *Config, v string) error { c.TLS.CAFile = v; return nil }},
-		{"GRPC_CLIENT_TLS_CERT_FILE", "", "PEM client certificate for mutual TLS (with GRPC_CLIENT_TLS_KEY_FILE).",
-			func(c *Config, v string) error { c.TLS.CertFile = v; return nil }},
-		{"GRPC_CLIENT_TLS_KEY_FILE", "", "PEM private key of the client certificate.",
-			func(c *Config, v string) error { c.TLS.KeyFile = v; return nil }},
-		{"GRPC_CLIENT_TLS_SERVER_NAME", "", "Name to check in the servers' certificates instead of the target's host.",
-			func(c *Config, v string) error { c.TLS.ServerName = v; return nil }},
+		{Name: "GRPC_CLIENT_BREAKER_FAILURES", Default: "5",
+			Help:  "Consecutive failures (Unavailable, DeadlineExceeded, Internal) that open a service's breaker; 0 disables it.",
+			Parse: func(c *Config, v string) error { return uint32Var(&c.BreakerFailures, v) }},
+		{Name: "GRPC_CLIENT_BREAKER_COOLDOWN", Default: "10s",
+			Help:  "How long an open breaker fails calls fast before it lets a trial call through.",
+			Parse: func(c *Config, v string) error { return durVar(&c.BreakerCooldown, v) }},
+		{Name: "GRPC_CLIENT_BREAKER_HALF_OPEN_CALLS", Default: "1",
+			Help:  "Trial calls let through while half-open; that many successes close the breaker.",
+			Parse: func(c *Config, v string) error { return uint32Var(&c.BreakerHalfOpenCalls, v) }},
+		{Name: "GRPC_CLIENT_HEALTH_CHECK", Default: "true",
+			Help:  "Watch grpc.health.v1 and route nothing to backends that are not SERVING.",
+			Parse: func(c *Config, v string) error { return envconfig.Bool(&c.HealthCheck, v) }},
+		{Name: "GRPC_CLIENT_KEEPALIVE_TIME", Default: "30s",
+			Help:  "Ping an idle connection after this long; at least 10s (the server's enforcement minimum).",
+			Parse: func(c *Config, v string) error { return durVar(&c.KeepaliveTime, v) }},
+		{Name: "GRPC_CLIENT_KEEPALIVE_TIMEOUT", Default: "10s",
+			Help:  "Drop a connection whose ping is not answered within this.",
+			Parse: func(c *Config, v string) error { return durVar(&c.KeepaliveTimeout, v) }},
+		{Name: "GRPC_CLIENT_RECONNECT_MAX_BACKOFF", Default: "10s",
+			Help:  "Longest wait between reconnection attempts to a backend.",
+			Parse: func(c *Config, v string) error { return durVar(&c.ReconnectMaxBackoff, v) }},
+		{Name: "GRPC_CLIENT_TLS", Default: "false",
+			Help:  "Use TLS to every service.",
+			Parse: func(c *Config, v string) error { return envconfig.Bool(&c.TLS.Enabled, v) }},
+		{Name: "GRPC_CLIENT_TLS_CA_FILE",
+			Help:  "PEM file of CA certificates that sign the servers' certificates; empty means the system roots.",
+			Parse: func(c *Config, v string) error { c.TLS.CAFile = v; return nil }},
+		{Name: "GRPC_CLIENT_TLS_CERT_FILE",
+			Help:  "PEM client certificate for mutual TLS (with GRPC_CLIENT_TLS_KEY_FILE).",
+			Parse: func(c *Config, v string) error { c.TLS.CertFile = v; return nil }},
+		{Name: "GRPC_CLIENT_TLS_KEY_FILE",
+			Help:  "PEM private key of the client certificate.",
+			Parse: func(c *Config, v string) error { c.TLS.KeyFile = v; return nil }},
+		{Name: "GRPC_CLIENT_TLS_SERVER_NAME",
+			Help:  "Name to check in the servers' certificates instead of the target's host.",
+			Parse: func(c *Config, v string) error { c.TLS.ServerName = v; return nil }},
 	}...)
 }()
 
@@ -215,42 +221,24 @@ var Vars = func() []Var {
 // read through getenv (os.Getenv when nil). Every invalid variable is
 // reported in one error, by name, with what it accepts.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
 	c := DefaultConfig()
-	var errs []error
-	for _, v := range Vars {
-		raw := strings.TrimSpace(getenv(v.Name))
-		if raw == "" {
-			continue
-		}
-		if err := v.set(&c, raw); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", v.Name, raw, err))
-		}
-	}
+	// A variable that is invalid leaves its field at the default, so
+	// Validate below reports only what is wrong with the values that were
+	// taken.
+	errs := envconfig.Load(&c, Vars, getenv)
 	var ce *ConfigError
 	if err := c.Validate(); errors.As(err, &ce) {
 		errs = append(errs, ce.Errs...)
 	}
 	if len(errs) > 0 {
-		return c, &ConfigError{Errs: errs}
+		return c, &ConfigError{Source: "clients", Errs: errs}
 	}
 	return c, nil
 }
 
-// ConfigError lists every invalid setting, each naming its variable.
-type ConfigError struct{ Errs []error }
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	b.WriteString("clients: invalid configuration:")
-	for _, err := range e.Errs {
-		b.WriteString("\n  ")
-		b.WriteString(err.Error())
-	}
-	return b.String()
-}
+// ConfigError lists every invalid setting, each naming its variable. Its
+// Error text begins "clients: invalid configuration:".
+type ConfigError = envconfig.Error
 
 // Validate checks every field and reports all problems together, each by
 // the name of the environment variable that sets the field.
@@ -339,7 +327,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if len(errs) > 0 {
-		return &ConfigError{Errs: errs}
+		return &ConfigError{Source: "clients", Errs: errs}
 	}
 	return nil
 }
@@ -381,16 +369,6 @@ func splitMethod(m string) (service, method string, ok bool) {
 	return service, method, true
 }
 
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 func durVar(dst *time.Duration, v string) error {
 	d, err := time.ParseDuration(v)
 	if err != nil {
@@ -418,18 +396,9 @@ func uint32Var(dst *uint32, v string) error {
 	return nil
 }
 
-func boolVar(dst *bool, v string) error {
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return errors.New("must be true or false")
-	}
-	*dst = b
-	return nil
-}
-
 func codesVar(dst *[]codes.Code, v string) error {
 	var out []codes.Code
-	for _, s := range splitList(v) {
+	for _, s := range envconfig.List(v) {
 		var c codes.Code
 		if err := c.UnmarshalJSON([]byte(strconv.Quote(strings.ToUpper(s)))); err != nil {
 			return fmt.Errorf("%q is not a status code name such as UNAVAILABLE", s)

@@ -1,6 +1,7 @@
 package clients_test
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,10 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nova-auth/nova-auth/clients"
+	"github.com/nova-auth/nova-auth/internal/envconfig"
 )
+
+var update = flag.Bool("update", false, "rewrite the environment table in README.md instead of comparing")
 
 func TestConfigFromEnv(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "ca.pem")
@@ -150,6 +154,40 @@ func TestVarsDocumented(t *testing.T) {
 				t.Errorf("%s does not document %s", f, name)
 			}
 		}
+	}
+}
+
+// TestREADMEEnvTable: the README's environment table is the Markdown of
+// Vars; `go test ./clients -run TestREADMEEnvTable -update` rewrites it.
+func TestREADMEEnvTable(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, table := string(b), envconfig.Markdown(clients.Vars)
+	if strings.Contains(readme, table) {
+		return
+	}
+	if !*update {
+		t.Fatal("README.md's environment table is stale: run `go test ./clients -run TestREADMEEnvTable -update`")
+	}
+	// The table is the block of lines that starts with its header row.
+	header, _, _ := strings.Cut(table, "\n")
+	start := strings.Index(readme, header+"\n")
+	if start < 0 {
+		t.Fatalf("README.md has no line %q to put the table at", header)
+	}
+	end := start
+	for end < len(readme) && readme[end] == '|' {
+		n := strings.IndexByte(readme[end:], '\n')
+		if n < 0 {
+			end = len(readme)
+			break
+		}
+		end += n + 1
+	}
+	if err := os.WriteFile("README.md", []byte(readme[:start]+table+readme[end:]), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

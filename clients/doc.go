@@ -58,28 +58,31 @@
 //
 // # Environment
 //
-//	GRPC_CLIENT_<NAME>_TARGET            per service, see above
-//	GRPC_CLIENT_TIMEOUT                  5s     default call deadline
-//	GRPC_CLIENT_MAX_ATTEMPTS             3      attempts per call, 1..5; 1 = no retries
-//	GRPC_CLIENT_INITIAL_BACKOFF          100ms  bound of the wait before the first retry
-//	GRPC_CLIENT_MAX_BACKOFF              2s     bound of the wait before any retry
-//	GRPC_CLIENT_BACKOFF_MULTIPLIER       2      growth of the bound per retry
-//	GRPC_CLIENT_RETRY_CODES              UNAVAILABLE,RESOURCE_EXHAUSTED
-//	GRPC_CLIENT_NO_RETRY_METHODS         extra /pkg.Service/Method names never retried
-//	GRPC_CLIENT_BREAKER_FAILURES         5      consecutive failures that open; 0 = no breaker
-//	GRPC_CLIENT_BREAKER_COOLDOWN         10s    open → half-open after this
-//	GRPC_CLIENT_BREAKER_HALF_OPEN_CALLS  1      trial calls; that many successes close it
-//	GRPC_CLIENT_HEALTH_CHECK             true   client-side grpc.health.v1 checking
-//	GRPC_CLIENT_KEEPALIVE_TIME           30s    ping idle connections (>= 10s)
-//	GRPC_CLIENT_KEEPALIVE_TIMEOUT        10s    drop a connection whose ping is unanswered
-//	GRPC_CLIENT_RECONNECT_MAX_BACKOFF    10s    longest wait between reconnection attempts
-//	GRPC_CLIENT_TLS                      false  TLS to every service
-//	GRPC_CLIENT_TLS_CA_FILE                     PEM roots (default: the system's)
-//	GRPC_CLIENT_TLS_CERT_FILE                   client certificate: mutual TLS
-//	GRPC_CLIENT_TLS_KEY_FILE                    its key
-//	GRPC_CLIENT_TLS_SERVER_NAME                 name expected in the servers' certificates
+// ConfigFromEnv (and FromEnv) read these variables on top of DefaultConfig;
+// Vars holds each one's default and meaning, and the README's table is
+// generated from it:
+//
+//	GRPC_CLIENT_<NAME>_TARGET            one per service, see above
+//	GRPC_CLIENT_TIMEOUT
+//	GRPC_CLIENT_MAX_ATTEMPTS
+//	GRPC_CLIENT_INITIAL_BACKOFF
+//	GRPC_CLIENT_MAX_BACKOFF
+//	GRPC_CLIENT_BACKOFF_MULTIPLIER
+//	GRPC_CLIENT_RETRY_CODES
+//	GRPC_CLIENT_NO_RETRY_METHODS
+//	GRPC_CLIENT_BREAKER_FAILURES
+//	GRPC_CLIENT_BREAKER_COOLDOWN
+//	GRPC_CLIENT_BREAKER_HALF_OPEN_CALLS
+//	GRPC_CLIENT_HEALTH_CHECK
+//	GRPC_CLIENT_KEEPALIVE_TIME
+//	GRPC_CLIENT_KEEPALIVE_TIMEOUT
+//	GRPC_CLIENT_RECONNECT_MAX_BACKOFF
+//	GRPC_CLIENT_TLS
+//	GRPC_CLIENT_TLS_CA_FILE
+//	GRPC_CLIENT_TLS_CERT_FILE
+//	GRPC_CLIENT_TLS_KEY_FILE
+//	GRPC_CLIENT_TLS_SERVER_NAME
 //
 // Bad values make ConfigFromEnv (and FromEnv) fail with one error listing
-// every offending variable by name and what it accepts. Vars holds the same
-// list for programs that print their configuration.
+// every offending variable by name and what it accepts.
 package clients

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nova-auth/nova-auth/internal/envconfig"
 )
 
 // Config is every setting the service reads. Each field has one environment
@@ -57,66 +59,86 @@ type Config struct {
 	PprofAddr string
 }
 
-// Var documents one environment variable.
-type Var struct {
-	Name    string
-	Default string
-	Help    string
-	Secret  bool
-	set     func(c *Config, v string) error
-}
+// Var is one environment variable: its name, default, help and parser.
+type Var = envconfig.Var[Config]
 
 // Vars is the complete list of environment variables the service reads, in
 // the order the README's table shows them.
 var Vars = []Var{
-	{"DATABASE_URL", "", "PostgreSQL connection URL (postgres://user:pass@host:5432/db?sslmode=…). Required for serve, migrate, users, permissions.", true,
-		func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
-	{"BIND_HOST", "0.0.0.0", "Address both listeners bind to.", false,
-		func(c *Config, v string) error { c.BindHost = v; return nil }},
-	{"GRPC_PORT", "9080", "gRPC port (AuthService, grpc.health.v1, reflection).", false,
-		func(c *Config, v string) error { return port(&c.GRPCPort, v) }},
-	{"HTTP_PORT", "8080", "HTTP port (/health, /readiness, /metrics, REST under /v1).", false,
-		func(c *Config, v string) error { return port(&c.HTTPPort, v) }},
-	{"GRPC_MAX_CONCURRENT_STREAMS", "1000", "Concurrent streams allowed per client connection (1..1000000).", false,
-		func(c *Config, v string) error {
+	{Name: "DATABASE_URL",
+		Help:   "PostgreSQL connection URL (postgres://user:pass@host:5432/db?sslmode=…). Required for serve, migrate, users, permissions.",
+		Secret: true,
+		Parse:  func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{Name: "BIND_HOST", Default: "0.0.0.0",
+		Help:  "Address both listeners bind to.",
+		Parse: func(c *Config, v string) error { c.BindHost = v; return nil }},
+	{Name: "GRPC_PORT", Default: "9080",
+		Help:  "gRPC port (AuthService, grpc.health.v1, reflection).",
+		Parse: func(c *Config, v string) error { return port(&c.GRPCPort, v) }},
+	{Name: "HTTP_PORT", Default: "8080",
+		Help:  "HTTP port (/health, /readiness, /metrics, REST under /v1).",
+		Parse: func(c *Config, v string) error { return port(&c.HTTPPort, v) }},
+	{Name: "GRPC_MAX_CONCURRENT_STREAMS", Default: "1000",
+		Help: "Concurrent streams allowed per client connection (1..1000000).",
+		Parse: func(c *Config, v string) error {
 			n, err := intIn(v, 1, 1_000_000)
 			c.GRPCMaxConcurrentStreams = uint32(n)
 			return err
 		}},
-	{"GRPC_MAX_RECV_MSG_BYTES", "1048576", "Largest request message accepted, in bytes (1024..67108864).", false,
-		func(c *Config, v string) error { return intVar(&c.GRPCMaxRecvMsgBytes, v, 1024, 64<<20) }},
-	{"GRPC_KEEPALIVE_TIME", "30s", "Server pings an idle connection after this long.", false,
-		func(c *Config, v string) error { return dur(&c.GRPCKeepaliveTime, v, time.Second) }},
-	{"GRPC_KEEPALIVE_TIMEOUT", "10s", "Connection closed when a keepalive ping gets no answer within this.", false,
-		func(c *Config, v string) error { return dur(&c.GRPCKeepaliveTimeout, v, time.Second) }},
-	{"GRPC_KEEPALIVE_MIN_TIME", "10s", "Clients pinging more often than this are disconnected (enforcement policy).", false,
-		func(c *Config, v string) error { return dur(&c.GRPCKeepaliveMinTime, v, time.Second) }},
-	{"GRPC_MAX_CONNECTION_AGE", "5m", "Connections are closed gracefully after this long (in-flight calls get SHUTDOWN_TIMEOUT), so clients re-resolve DNS and spread over new replicas after a scale-up; 0s keeps them forever.", false,
-		func(c *Config, v string) error { return dur(&c.GRPCMaxConnectionAge, v, 0) }},
-	{"GRPC_REFLECTION", "true", "Serve gRPC server reflection (grpcurl without .proto files).", false,
-		func(c *Config, v string) error { return boolVar(&c.GRPCReflection, v) }},
-	{"SHUTDOWN_DELAY", "5s", "On SIGTERM, how long the service reports unready before it stops accepting calls, so load balancers stop routing to it (0s to disable).", false,
-		func(c *Config, v string) error { return dur(&c.ShutdownDelay, v, 0) }},
-	{"SHUTDOWN_TIMEOUT", "20s", "On SIGTERM, how long in-flight calls may finish before they are cut.", false,
-		func(c *Config, v string) error { return dur(&c.ShutdownTimeout, v, time.Second) }},
-	{"REQUEST_TIMEOUT", "5s", "Deadline applied to a call whose client set none (or a longer one).", false,
-		func(c *Config, v string) error { return dur(&c.RequestTimeout, v, time.Millisecond) }},
-	{"JWT_PUBLIC_KEY", "", "PEM public key(s) VerifyToken accepts; several PEM blocks allow key rotation. Required for serve unless JWT_PUBLIC_KEY_FILE is set.", false,
-		func(c *Config, v string) error { c.JWTPublicKey = v; return nil }},
-	{"JWT_PUBLIC_KEY_FILE", "", "Path of a PEM file with the public key(s), instead of JWT_PUBLIC_KEY.", false,
-		func(c *Config, v string) error { c.JWTPublicKeyFile = v; return nil }},
-	{"JWT_PRIVATE_KEY", "", "PEM private key that `tokens issue` signs with (RSA, ECDSA P-256 or Ed25519).", true,
-		func(c *Config, v string) error { c.JWTPrivateKey = v; return nil }},
-	{"JWT_PRIVATE_KEY_FILE", "", "Path of a PEM file with the private key, instead of JWT_PRIVATE_KEY.", false,
-		func(c *Config, v string) error { c.JWTPrivateKeyFile = v; return nil }},
-	{"JWT_ALGORITHMS", "RS256,ES256,EdDSA", "Comma-separated signing algorithms VerifyToken accepts (subset of RS256, ES256, EdDSA).", false,
-		func(c *Config, v string) error { return algs(&c.JWTAlgorithms, v) }},
-	{"JWT_ISSUER", "", "When set, tokens must carry this `iss`; `tokens issue` sets it.", false,
-		func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
-	{"JWT_AUDIENCE", "", "When set, tokens must list this `aud`; `tokens issue` sets it.", false,
-		func(c *Config, v string) error { c.JWTAudience = v; return nil }},
-	{"JWT_LEEWAY", "30s", "Clock skew allowed when checking exp/nbf/iat (0s..5m).", false,
-		func(c *Config, v string) error {
+	{Name: "GRPC_MAX_RECV_MSG_BYTES", Default: "1048576",
+		Help:  "Largest request message accepted, in bytes (1024..67108864).",
+		Parse: func(c *Config, v string) error { return intVar(&c.GRPCMaxRecvMsgBytes, v, 1024, 64<<20) }},
+	{Name: "GRPC_KEEPALIVE_TIME", Default: "30s",
+		Help:  "Server pings an idle connection after this long.",
+		Parse: func(c *Config, v string) error { return dur(&c.GRPCKeepaliveTime, v, time.Second) }},
+	{Name: "GRPC_KEEPALIVE_TIMEOUT", Default: "10s",
+		Help:  "Connection closed when a keepalive ping gets no answer within this.",
+		Parse: func(c *Config, v string) error { return dur(&c.GRPCKeepaliveTimeout, v, time.Second) }},
+	{Name: "GRPC_KEEPALIVE_MIN_TIME", Default: "10s",
+		Help:  "Clients pinging more often than this are disconnected (enforcement policy).",
+		Parse: func(c *Config, v string) error { return dur(&c.GRPCKeepaliveMinTime, v, time.Second) }},
+	{Name: "GRPC_MAX_CONNECTION_AGE", Default: "5m",
+		Help:  "Connections are closed gracefully after this long (in-flight calls get SHUTDOWN_TIMEOUT), so clients re-resolve DNS and spread over new replicas after a scale-up; 0s keeps them forever.",
+		Parse: func(c *Config, v string) error { return dur(&c.GRPCMaxConnectionAge, v, 0) }},
+	{Name: "GRPC_REFLECTION", Default: "true",
+		Help:  "Serve gRPC server reflection (grpcurl without .proto files).",
+		Parse: func(c *Config, v string) error { return envconfig.Bool(&c.GRPCReflection, v) }},
+	{Name: "SHUTDOWN_DELAY", Default: "5s",
+		Help:  "On SIGTERM, how long the service reports unready before it stops accepting calls, so load balancers stop routing to it (0s to disable).",
+		Parse: func(c *Config, v string) error { return dur(&c.ShutdownDelay, v, 0) }},
+	{Name: "SHUTDOWN_TIMEOUT", Default: "20s",
+		Help:  "On SIGTERM, how long in-flight calls may finish before they are cut.",
+		Parse: func(c *Config, v string) error { return dur(&c.ShutdownTimeout, v, time.Second) }},
+	{Name: "REQUEST_TIMEOUT", Default: "5s",
+		Help:  "Deadline applied to a call whose client set none (or a longer one).",
+		Parse: func(c *Config, v string) error { return dur(&c.RequestTimeout, v, time.Millisecond) }},
+	{Name: "JWT_PUBLIC_KEY",
+		Help:     "PEM public key(s) VerifyToken accepts; several PEM blocks allow key rotation. Required for serve unless JWT_PUBLIC_KEY_FILE is set.",
+		Verbatim: true, // PEM: kept as given
+		Parse:    func(c *Config, v string) error { c.JWTPublicKey = v; return nil }},
+	{Name: "JWT_PUBLIC_KEY_FILE",
+		Help:  "Path of a PEM file with the public key(s), instead of JWT_PUBLIC_KEY.",
+		Parse: func(c *Config, v string) error { c.JWTPublicKeyFile = v; return nil }},
+	{Name: "JWT_PRIVATE_KEY",
+		Help:     "PEM private key that `tokens issue` signs with (RSA, ECDSA P-256 or Ed25519).",
+		Secret:   true,
+		Verbatim: true, // PEM: kept as given
+		Parse:    func(c *Config, v string) error { c.JWTPrivateKey = v; return nil }},
+	{Name: "JWT_PRIVATE_KEY_FILE",
+		Help:  "Path of a PEM file with the private key, instead of JWT_PRIVATE_KEY.",
+		Parse: func(c *Config, v string) error { c.JWTPrivateKeyFile = v; return nil }},
+	{Name: "JWT_ALGORITHMS", Default: "RS256,ES256,EdDSA",
+		Help:  "Comma-separated signing algorithms VerifyToken accepts (subset of RS256, ES256, EdDSA).",
+		Parse: func(c *Config, v string) error { return algs(&c.JWTAlgorithms, v) }},
+	{Name: "JWT_ISSUER",
+		Help:  "When set, tokens must carry this `iss`; `tokens issue` sets it.",
+		Parse: func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
+	{Name: "JWT_AUDIENCE",
+		Help:  "When set, tokens must list this `aud`; `tokens issue` sets it.",
+		Parse: func(c *Config, v string) error { c.JWTAudience = v; return nil }},
+	{Name: "JWT_LEEWAY", Default: "30s",
+		Help: "Clock skew allowed when checking exp/nbf/iat (0s..5m).",
+		Parse: func(c *Config, v string) error {
 			if err := dur(&c.JWTLeeway, v, 0); err != nil {
 				return err
 			}
@@ -125,24 +147,33 @@ var Vars = []Var{
 			}
 			return nil
 		}},
-	{"JWT_ACCESS_TOKEN_TTL", "15m", "Lifetime of tokens made by `tokens issue` when --ttl is not given.", false,
-		func(c *Config, v string) error { return dur(&c.JWTTokenTTL, v, time.Second) }},
-	{"JWT_VERIFY_CACHE_SIZE", "10000", "Verified tokens remembered so a repeated VerifyToken skips the signature check (expiry is still checked each time); 0 disables.", false,
-		func(c *Config, v string) error { return intVar(&c.JWTVerifyCache, v, 0, 1_000_000) }},
-	{"LOCKOUT_THRESHOLD", "5", "Failed logins that lock an account (1..100).", false,
-		func(c *Config, v string) error { return intVar(&c.LockoutThreshold, v, 1, 100) }},
-	{"LOCKOUT_DURATION", "15m", "How long a locked account stays locked.", false,
-		func(c *Config, v string) error { return dur(&c.LockoutDuration, v, time.Second) }},
-	{"DB_MAX_CONNS", "20", "Most PostgreSQL connections per replica (1..1000).", false,
-		func(c *Config, v string) error { return int32Var(&c.DBMaxConns, v, 1, 1000) }},
-	{"DB_MIN_CONNS", "5", "Connections kept open when idle (0..DB_MAX_CONNS).", false,
-		func(c *Config, v string) error { return int32Var(&c.DBMinConns, v, 0, 1000) }},
-	{"DB_CONNECT_TIMEOUT", "5s", "Timeout for opening one PostgreSQL connection.", false,
-		func(c *Config, v string) error { return dur(&c.DBConnectTimeout, v, 100*time.Millisecond) }},
-	{"DB_HEALTH_CHECK_PERIOD", "5s", "How often readiness pings PostgreSQL and re-checks the schema version.", false,
-		func(c *Config, v string) error { return dur(&c.DBHealthCheckPeriod, v, 100*time.Millisecond) }},
-	{"PPROF_ADDR", "", "When set (e.g. 127.0.0.1:6060), serve Go's /debug/pprof profiles on this address; off by default. Keep it on loopback: profiles are not for the network.", false,
-		func(c *Config, v string) error {
+	{Name: "JWT_ACCESS_TOKEN_TTL", Default: "15m",
+		Help:  "Lifetime of tokens made by `tokens issue` when --ttl is not given.",
+		Parse: func(c *Config, v string) error { return dur(&c.JWTTokenTTL, v, time.Second) }},
+	{Name: "JWT_VERIFY_CACHE_SIZE", Default: "10000",
+		Help:  "Verified tokens remembered so a repeated VerifyToken skips the signature check (expiry is still checked each time); 0 disables.",
+		Parse: func(c *Config, v string) error { return intVar(&c.JWTVerifyCache, v, 0, 1_000_000) }},
+	{Name: "LOCKOUT_THRESHOLD", Default: "5",
+		Help:  "Failed logins that lock an account (1..100).",
+		Parse: func(c *Config, v string) error { return intVar(&c.LockoutThreshold, v, 1, 100) }},
+	{Name: "LOCKOUT_DURATION", Default: "15m",
+		Help:  "How long a locked account stays locked.",
+		Parse: func(c *Config, v string) error { return dur(&c.LockoutDuration, v, time.Second) }},
+	{Name: "DB_MAX_CONNS", Default: "20",
+		Help:  "Most PostgreSQL connections per replica (1..1000).",
+		Parse: func(c *Config, v string) error { return int32Var(&c.DBMaxConns, v, 1, 1000) }},
+	{Name: "DB_MIN_CONNS", Default: "5",
+		Help:  "Connections kept open when idle (0..DB_MAX_CONNS).",
+		Parse: func(c *Config, v string) error { return int32Var(&c.DBMinConns, v, 0, 1000) }},
+	{Name: "DB_CONNECT_TIMEOUT", Default: "5s",
+		Help:  "Timeout for opening one PostgreSQL connection.",
+		Parse: func(c *Config, v string) error { return dur(&c.DBConnectTimeout, v, 100*time.Millisecond) }},
+	{Name: "DB_HEALTH_CHECK_PERIOD", Default: "5s",
+		Help:  "How often readiness pings PostgreSQL and re-checks the schema version.",
+		Parse: func(c *Config, v string) error { return dur(&c.DBHealthCheckPeriod, v, 100*time.Millisecond) }},
+	{Name: "PPROF_ADDR",
+		Help: "When set (e.g. 127.0.0.1:6060), serve Go's /debug/pprof profiles on this address; off by default. Keep it on loopback: profiles are not for the network.",
+		Parse: func(c *Config, v string) error {
 			if v == "" {
 				return nil
 			}
@@ -152,44 +183,23 @@ var Vars = []Var{
 			c.PprofAddr = v
 			return nil
 		}},
-	{"LOG_LEVEL", "info", "debug, info, warn or error. Logs are JSON on stderr.", false,
-		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{Name: "LOG_LEVEL", Default: "info",
+		Help:  "debug, info, warn or error. Logs are JSON on stderr.",
+		Parse: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 }
 
 // Names returns the names of every variable the service reads.
-func Names() []string {
-	out := make([]string, len(Vars))
-	for i, v := range Vars {
-		out[i] = v.Name
-	}
-	return out
-}
+func Names() []string { return envconfig.Names(Vars) }
+
+// Markdown is the table of Vars that `auth-service env --markdown` prints and
+// the README shows.
+func Markdown() string { return envconfig.Markdown(Vars) }
 
 // Load reads the environment through getenv (os.Getenv in production). Every
 // invalid variable is reported in one error, by name, with what it accepts.
 func Load(getenv func(string) string) (*Config, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
 	c := &Config{}
-	var errs []error
-	for _, v := range Vars {
-		raw := strings.TrimSpace(getenv(v.Name))
-		if v.Name == "JWT_PUBLIC_KEY" || v.Name == "JWT_PRIVATE_KEY" {
-			raw = getenv(v.Name) // PEM: keep as given
-		}
-		val := raw
-		if val == "" {
-			val = v.Default
-		}
-		if err := v.set(c, val); err != nil {
-			shown := raw
-			if v.Secret {
-				shown = "(hidden)"
-			}
-			errs = append(errs, fmt.Errorf("%s=%q: %w", v.Name, shown, err))
-		}
-	}
+	errs := envconfig.Load(c, Vars, getenv)
 	if c.DBMinConns > c.DBMaxConns {
 		errs = append(errs, fmt.Errorf("DB_MIN_CONNS=%d: must not exceed DB_MAX_CONNS=%d", c.DBMinConns, c.DBMaxConns))
 	}
@@ -209,17 +219,7 @@ func Load(getenv func(string) string) (*Config, error) {
 }
 
 // Error lists every invalid variable found by Load.
-type Error struct{ Errs []error }
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("invalid configuration:")
-	for _, err := range e.Errs {
-		b.WriteString("\n  ")
-		b.WriteString(err.Error())
-	}
-	return b.String()
-}
+type Error = envconfig.Error
 
 // RequireDatabase reports a missing DATABASE_URL in a way a person can act on.
 func (c *Config) RequireDatabase() error {
@@ -299,25 +299,12 @@ func dur(dst *time.Duration, v string, min time.Duration) error {
 	return nil
 }
 
-func boolVar(dst *bool, v string) error {
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return errors.New("must be true or false")
-	}
-	*dst = b
-	return nil
-}
-
 // SupportedAlgorithms are the JWT algorithms the service can verify.
 var SupportedAlgorithms = []string{"RS256", "ES256", "EdDSA"}
 
 func algs(dst *[]string, v string) error {
 	var out []string
-	for _, a := range strings.Split(v, ",") {
-		a = strings.TrimSpace(a)
-		if a == "" {
-			continue
-		}
+	for _, a := range envconfig.List(v) {
 		ok := false
 		for _, s := range SupportedAlgorithms {
 			if a == s {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,30 @@ func TestNamesAreUniqueAndDocumented(t *testing.T) {
 		if v.Help == "" {
 			t.Errorf("%s has no help text", v.Name)
 		}
+	}
+}
+
+// TestREADMETable: the README's configuration table is Markdown(), which is
+// what `auth-service env --markdown` prints.
+func TestREADMETable(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), Markdown()) {
+		t.Fatal("README.md's configuration table is stale: replace it with `go run ./service/cmd/auth-service env --markdown`")
+	}
+}
+
+// TestPEMKeptAsGiven: the inline keys are read as given (a PEM's trailing
+// newline is part of it); other values are trimmed.
+func TestPEMKeptAsGiven(t *testing.T) {
+	const pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+	c, err := Load(env(map[string]string{"JWT_PUBLIC_KEY": pem, "JWT_PRIVATE_KEY": pem, "JWT_ISSUER": " iss\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWTPublicKey != pem || c.JWTPrivateKey != pem || c.JWTIssuer != "iss" {
+		t.Fatalf("public %q, private %q, issuer %q", c.JWTPublicKey, c.JWTPrivateKey, c.JWTIssuer)
 	}
 }
