@@ -1,5 +1,6 @@
 // Command auth-service is the nova-auth binary: the gRPC/HTTP server and the
 // commands that operate it (migrations, users, permissions, tokens, probes).
+// Each command has its own file; cli.go holds what they share.
 package main
 
 import (
@@ -16,6 +17,8 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// usage lists every command with the flags it accepts. The README's command
+// list says the same (usage_test.go checks both against the flag sets).
 const usage = `auth-service — nova-auth's gRPC auth service
 
 Usage:
@@ -28,13 +31,34 @@ Usage:
   auth-service tokens issue --user ID [--ttl 15m]
                                             print a JWT signed with JWT_PRIVATE_KEY
   auth-service keys generate [--out-dir D]  make an Ed25519 key pair (PEM)
-  auth-service healthcheck [--addr 127.0.0.1:9080] [--service NAME] [--timeout 3s]
-                                            gRPC health probe; exit 0 when SERVING
-  auth-service env [--names]                the environment variables it reads
+  auth-service healthcheck [--addr H:P] [--service S] [--timeout 3s]
+                                            gRPC health probe (default 127.0.0.1:GRPC_PORT);
+                                            exit 0 when SERVING
+  auth-service env [--names|--markdown]     the environment variables it reads
   auth-service --version
 
 Configuration comes from environment variables; see 'auth-service env'.
 `
+
+// stdio is the process's standard streams, passed to every command so that
+// tests can run them in-process.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// commands maps a command's name to the function that runs it with the rest
+// of the arguments.
+var commands = map[string]func(ctx context.Context, args []string, s stdio) error{
+	"serve":       serve,
+	"migrate":     migrate,
+	"users":       users,
+	"permissions": permissions,
+	"tokens":      tokensCmd,
+	"keys":        keysCmd,
+	"healthcheck": healthcheck,
+	"env":         envCmd,
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -42,57 +66,37 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cmd := "serve"
+	name := "serve"
 	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+		name, args = args[0], args[1:]
+	}
+	switch name {
+	case "--version", "version", "-v":
+		fmt.Fprintln(stdout, "auth-service", version)
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "auth-service: unknown command %q\n\n%s", name, usage)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	// After the first signal, a second one kills the process at once
 	// instead of waiting for the drain.
 	context.AfterFunc(ctx, stop)
-	var err error
-	switch cmd {
-	case "serve":
-		err = serve(ctx, stderr)
-	case "migrate":
-		err = migrate(ctx, stdout, stderr)
-	case "users":
-		err = users(ctx, args, stdin, stdout)
-	case "permissions":
-		err = permissions(ctx, args)
-	case "tokens":
-		err = tokensCmd(ctx, args, stdout)
-	case "keys":
-		err = keysCmd(args, stdout)
-	case "healthcheck":
-		err = healthcheck(ctx, args, stdout)
-	case "env":
-		err = envCmd(args, stdout)
-	case "--version", "version", "-v":
-		fmt.Fprintln(stdout, "auth-service", version)
-	case "help", "--help", "-h":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "auth-service: unknown command %q\n\n%s", cmd, usage)
-		return 2
-	}
-	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "auth-service %s: %s\n", cmd, err)
+	if err := cmd(ctx, args, stdio{in: stdin, out: stdout, err: stderr}); err != nil {
+		fmt.Fprintf(stderr, "auth-service %s: %s\n", name, err)
+		if errors.As(err, new(usageError)) {
 			return 2
 		}
-		fmt.Fprintf(stderr, "auth-service %s: %s\n", cmd, err)
 		return 1
 	}
 	return 0
 }
-
-// usageError is a mistake in the command line.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With(slog.String("service", "auth-service"))

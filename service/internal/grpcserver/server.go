@@ -20,13 +20,13 @@ import (
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
-// Limits on request sizes, part of the API's documented behaviour.
+// Limits on request sizes, part of the API's documented behaviour. The
+// lengths of stored fields are the schema's, in store (limits.go), shared
+// with the operator commands.
 const (
 	MaxIDsPerBatch   = 100
 	DefaultListLimit = 20
 	MaxListLimit     = 100
-	maxEmailLen      = 254
-	maxPermissionLen = 128
 )
 
 // Store is what the handlers need from the database.
@@ -203,7 +203,7 @@ func (s *Server) GetUserByEmail(ctx context.Context, r *authpb.GetUserByEmailReq
 	if e == "" {
 		return nil, invalid("email is required")
 	}
-	if len(e) > maxEmailLen || !strings.Contains(e, "@") || !utf8.ValidString(e) || strings.ContainsRune(e, 0) {
+	if len(e) > store.MaxEmailLen || !strings.Contains(e, "@") || !utf8.ValidString(e) || strings.ContainsRune(e, 0) {
 		return nil, invalid(fmt.Sprintf("email %q is not an email address", truncate(e, 64)))
 	}
 	u, err := s.store.GetUserByEmail(ctx, e)
@@ -243,8 +243,8 @@ func validPermission(p string) error {
 	if p == "" {
 		return invalid("permission is required")
 	}
-	if len(p) > maxPermissionLen || !utf8.ValidString(p) || strings.ContainsRune(p, 0) {
-		return invalid(fmt.Sprintf("permission is longer than %d bytes, not UTF-8, or holds a NUL byte", maxPermissionLen))
+	if len(p) > store.MaxPermissionLen || !utf8.ValidString(p) || strings.ContainsRune(p, 0) {
+		return invalid(fmt.Sprintf("permission is longer than %d bytes, not UTF-8, or holds a NUL byte", store.MaxPermissionLen))
 	}
 	return nil
 }

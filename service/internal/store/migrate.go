@@ -115,7 +115,7 @@ func (s *Store) CurrentVersion(ctx context.Context) (int, error) {
 	var v int
 	err := s.pool.QueryRow(ctx, "SELECT COALESCE(max(version), 0) FROM schema_migrations").Scan(&v)
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: never migrated
+	if errors.As(err, &pgErr) && pgErr.Code == sqlstateUndefinedTable { // never migrated
 		return 0, nil
 	}
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -365,16 +366,19 @@ func classify(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		code := pgErr.Code
 		switch {
-		case pgErr.Code == "23505": // unique_violation
+		case code == sqlstateUniqueViolation:
 			return fmt.Errorf("%w: %s", ErrAlreadyExists, pgErr.ConstraintName)
-		case pgErr.Code == "23514" || pgErr.Code == "22P02" || pgErr.Code == "22001" || pgErr.Code == "22021" || pgErr.Code == "22P05":
-			// check, bad text, too long, bad byte sequence (NUL), untranslatable character
+		case code == sqlstateCheckViolation || code == sqlstateInvalidTextRepresentation ||
+			code == sqlstateStringDataRightTruncation || code == sqlstateCharacterNotInRepertoire ||
+			code == sqlstateUntranslatableCharacter:
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		case pgErr.Code == "57014": // query_canceled (statement_timeout)
+		case code == sqlstateQueryCanceled:
 			return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-		case len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code[:2] == "53" || pgErr.Code[:3] == "57P"):
-			// connection exception, insufficient resources, admin shutdown / cannot connect now
+		case len(code) == 5 && (strings.HasPrefix(code, sqlstateClassConnectionException) ||
+			strings.HasPrefix(code, sqlstateClassInsufficientResources) ||
+			strings.HasPrefix(code, sqlstatePrefixOperatorShutdown)):
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return err
