@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -56,16 +54,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "nova-clients-test-")
-	if err != nil {
-		return fail("temp dir", err)
-	}
-	defer os.RemoveAll(dir)
-
-	bin = filepath.Join(dir, "auth-service")
-	build := exec.Command("go", "build", "-o", bin, "github.com/nova-auth/nova-auth/service/cmd/auth-service")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	defer testenv.RemoveBinary()
+	var err error
+	if bin, err = testenv.Binary(); err != nil {
 		return fail("build auth-service", err)
 	}
 	if pg, err = testenv.StartPostgres(ctx, ""); err != nil {
@@ -134,57 +125,37 @@ func authService(url string, args ...string) (string, error) {
 // backend is one auth-service process; it can be stopped and started again
 // on the same addresses.
 type backend struct {
-	host               string
-	grpcPort, httpPort int
-	env                []string
-	cmd                *exec.Cmd
-	done               chan error
+	host string
+	opts testenv.ServeOptions // the ports fixed, so that a restart keeps them
+	proc *testenv.Proc        // nil while stopped
 }
 
 func newBackend(host, dbURL string) (*backend, error) {
-	gp, err := freePort(host)
+	gp, err := testenv.FreePort(host)
 	if err != nil {
 		return nil, err
 	}
-	hp, err := freePort(host)
+	hp, err := testenv.FreePort(host)
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{host: host, grpcPort: gp, httpPort: hp}
-	b.env = append(os.Environ(), baseEnv...)
-	b.env = append(b.env, "DATABASE_URL="+dbURL, "BIND_HOST="+host,
-		"GRPC_PORT="+strconv.Itoa(gp), "HTTP_PORT="+strconv.Itoa(hp))
-	return b, nil
+	env := append(os.Environ(), baseEnv...)
+	// Logs are seen only when the package fails or with -v.
+	return &backend{host: host, opts: testenv.ServeOptions{Host: host, GRPCPort: gp, HTTPPort: hp,
+		Env: append(env, "DATABASE_URL="+dbURL), Log: os.Stderr}}, nil
 }
 
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (b *backend) grpcAddr() string { return net.JoinHostPort(b.host, strconv.Itoa(b.grpcPort)) }
+func (b *backend) grpcAddr() string { return net.JoinHostPort(b.host, strconv.Itoa(b.opts.GRPCPort)) }
 
 func (b *backend) httpURL(path string) string {
-	return "http://" + net.JoinHostPort(b.host, strconv.Itoa(b.httpPort)) + path
+	return "http://" + net.JoinHostPort(b.host, strconv.Itoa(b.opts.HTTPPort)) + path
 }
 
-func (b *backend) running() bool { return b.cmd != nil }
+func (b *backend) running() bool { return b.proc != nil }
 
-func (b *backend) start() error {
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = b.env
-	// Seen only when the package fails or with -v.
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	b.cmd, b.done = cmd, make(chan error, 1)
-	go func() { b.done <- cmd.Wait() }()
-	return nil
+func (b *backend) start() (err error) {
+	b.proc, err = testenv.Serve(bin, b.opts)
+	return err
 }
 
 // stop sends SIGTERM, as Kubernetes does, and waits for the exit.
@@ -192,18 +163,11 @@ func (b *backend) stop() error { return b.signal(syscall.SIGTERM) }
 
 // signal sends sig and waits for the process to exit.
 func (b *backend) signal(sig syscall.Signal) error {
-	if b.cmd == nil {
+	if b.proc == nil {
 		return nil
 	}
-	b.cmd.Process.Signal(sig)
-	var err error
-	select {
-	case err = <-b.done:
-	case <-time.After(30 * time.Second):
-		b.cmd.Process.Kill()
-		err = <-b.done
-	}
-	b.cmd = nil
+	err := b.proc.Signal(sig)
+	b.proc = nil
 	return err
 }
 
@@ -214,21 +178,9 @@ func (b *backend) waitReady(timeout time.Duration) error {
 }
 
 func (b *backend) waitHTTP(path string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := http.Get(b.httpURL(path))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = errors.New(resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s %s: %w", b.host, path, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return b.proc.WaitHTTP(ctx, path)
 }
 
 // handled is the backend's count of completed calls of one method, any

@@ -8,8 +8,8 @@ import (
 	"encoding/pem"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +20,14 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nova-auth/nova-auth/internal/devstack"
+	"github.com/nova-auth/nova-auth/internal/testenv"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.RemoveBinary()
+	os.Exit(code)
+}
 
 func TestGates(t *testing.T) {
 	spec := Gates{P95: 200 * time.Millisecond, P99: 500 * time.Millisecond, MaxErrorRate: 0.001, MinRPS: 1000}
@@ -143,12 +150,11 @@ var fakeData = &Dataset{Permission: "users:read", Users: []DataUser{{ID: "6f1c2a
 // A run against an address nothing listens on, or against a gRPC server that
 // is not the auth service, ends with the reason and no table.
 func TestWrongAddress(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testenv.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := l.Addr().String()
-	l.Close()
+	closed := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 
 	other, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -183,6 +189,10 @@ func TestSmoke(t *testing.T) {
 		t.Skip("starts PostgreSQL and the service")
 	}
 	ctx := context.Background()
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Not t.TempDir: as root, PostgreSQL runs as postgres, which must be able
 	// to enter every folder on the way.
 	dir, err := os.MkdirTemp("", "nova-loadtest-")
@@ -192,11 +202,6 @@ func TestSmoke(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "auth-service")
-	build := exec.Command("go", "build", "-o", bin, "github.com/nova-auth/nova-auth/service/cmd/auth-service")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build auth-service: %v\n%s", err, out)
 	}
 	st, err := devstack.Start(ctx, devstack.Options{Bin: bin, Dir: filepath.Join(dir, "stack")})
 	if err != nil {

@@ -1,23 +1,20 @@
-// Package devstack runs the whole service locally from its own binary: a
-// throwaway PostgreSQL, migrations, a demo user with permissions, a demo key
-// pair and token, and `auth-service serve`. `make run` and the load test use
-// it; every step goes through the binary's own commands, as an operator's
-// would.
+// Package devstack runs the whole service locally from its own binary: what
+// `make run` and the load test add to testenv's throwaway PostgreSQL and
+// serving process — migrations, a demo user with permissions, a demo key
+// pair and token. Every step goes through the binary's own commands, as an
+// operator's would.
 package devstack
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nova-auth/nova-auth/internal/testenv"
@@ -42,110 +39,146 @@ type Stack struct {
 	Env                []string // what the service was started with
 	Bin                string
 
-	pg  *testenv.Postgres
-	cmd *exec.Cmd
-	dir string
-	tmp bool
+	o                  Options
+	grpcPort, httpPort int
+	keys               string // the demo key pair's folder
+	pg                 *testenv.Postgres
+	proc               *testenv.Proc
+	dir                string
+	tmp                bool
 }
+
+// readyWait bounds how long Start waits for the service to take calls.
+const readyWait = 30 * time.Second
 
 // Start brings the stack up and returns once the service reports SERVING.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
-	s := &Stack{Bin: o.Bin, dir: o.Dir}
-	if s.dir == "" {
-		if s.dir, err = os.MkdirTemp("", "nova-auth-dev-"); err != nil {
-			return nil, err
-		}
-		s.tmp = true
-		// PostgreSQL may run as another user (when we are root): it must be
-		// able to reach its folder inside this one.
-		if err := os.Chmod(s.dir, 0o755); err != nil {
-			return nil, err
-		}
-	} else {
-		if err := os.RemoveAll(s.dir); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(s.dir, 0o755); err != nil {
-			return nil, err
-		}
-	}
+	s := &Stack{Bin: o.Bin, o: o, dir: o.Dir}
 	defer func() {
 		if err != nil {
 			s.Stop()
 		}
 	}()
+	// The bring-up, one step a line; a step's name starts its errors.
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"state folder", s.makeDir},
+		{"start PostgreSQL", s.startPostgres},
+		{"generate the demo key pair", s.generateKeys},
+		{"choose the ports", s.setEnv},
+		{"migrate", s.migrate},
+		{"create the demo user", s.seed},
+		{"serve", s.serve},
+		{"wait until SERVING", s.waitReady},
+	}
+	for _, st := range steps {
+		if err := st.run(ctx); err != nil {
+			return nil, fmt.Errorf("%s: %w", st.name, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Stack) makeDir(context.Context) (err error) {
+	if s.dir == "" {
+		if s.dir, err = os.MkdirTemp("", "nova-auth-dev-"); err != nil {
+			return err
+		}
+		s.tmp = true
+		// PostgreSQL may run as another user (when we are root): it must be
+		// able to reach its folder inside this one.
+		return os.Chmod(s.dir, 0o755)
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		return err
+	}
+	return os.MkdirAll(s.dir, 0o755)
+}
+
+func (s *Stack) startPostgres(ctx context.Context) (err error) {
 	if s.pg, err = testenv.StartPostgres(ctx, filepath.Join(s.dir, "pg")); err != nil {
-		return nil, err
+		return err
 	}
-	if s.DatabaseURL, err = s.pg.CreateDatabase(ctx, "nova_auth"); err != nil {
-		return nil, err
+	s.DatabaseURL, err = s.pg.CreateDatabase(ctx, "nova_auth")
+	return err
+}
+
+func (s *Stack) generateKeys(ctx context.Context) error {
+	s.keys = filepath.Join(s.dir, "keys")
+	_, err := s.run(ctx, nil, "keys", "generate", "--out-dir", s.keys)
+	return err
+}
+
+// setEnv fixes the service's environment, ports included; every later
+// command runs with it.
+func (s *Stack) setEnv(context.Context) (err error) {
+	s.grpcPort, s.httpPort = s.o.GRPCPort, s.o.HTTPPort
+	if s.grpcPort == 0 {
+		if s.grpcPort, err = testenv.FreePort("127.0.0.1"); err != nil {
+			return err
+		}
 	}
-	keys := filepath.Join(s.dir, "keys")
-	if _, err := s.run(ctx, nil, "keys", "generate", "--out-dir", keys); err != nil {
-		return nil, err
+	if s.httpPort == 0 {
+		if s.httpPort, err = testenv.FreePort("127.0.0.1"); err != nil {
+			return err
+		}
 	}
-	grpcPort, httpPort := o.GRPCPort, o.HTTPPort
-	if grpcPort == 0 {
-		grpcPort = freePort()
-	}
-	if httpPort == 0 {
-		httpPort = freePort()
-	}
-	s.GRPCAddr = "127.0.0.1:" + strconv.Itoa(grpcPort)
-	s.HTTPAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
+	s.GRPCAddr = "127.0.0.1:" + strconv.Itoa(s.grpcPort)
+	s.HTTPAddr = "127.0.0.1:" + strconv.Itoa(s.httpPort)
 	s.Env = append([]string{
 		"DATABASE_URL=" + s.DatabaseURL,
 		"BIND_HOST=127.0.0.1",
-		"GRPC_PORT=" + strconv.Itoa(grpcPort),
-		"HTTP_PORT=" + strconv.Itoa(httpPort),
-		"JWT_PUBLIC_KEY_FILE=" + filepath.Join(keys, "public.pem"),
-		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(keys, "private.pem"),
+		"GRPC_PORT=" + strconv.Itoa(s.grpcPort),
+		"HTTP_PORT=" + strconv.Itoa(s.httpPort),
+		"JWT_PUBLIC_KEY_FILE=" + filepath.Join(s.keys, "public.pem"),
+		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(s.keys, "private.pem"),
 		"JWT_ISSUER=http://localhost/nova-auth",
 		"JWT_AUDIENCE=nova",
 		"SHUTDOWN_DELAY=0s",
-	}, o.Env...)
+	}, s.o.Env...)
+	return nil
+}
 
-	if _, err := s.run(ctx, nil, "migrate"); err != nil {
-		return nil, err
-	}
+func (s *Stack) migrate(ctx context.Context) error {
+	_, err := s.run(ctx, nil, "migrate")
+	return err
+}
+
+// seed creates the demo user with its permissions and a token.
+func (s *Stack) seed(ctx context.Context) error {
 	s.Email = "demo@nova.local"
 	id, err := s.run(ctx, strings.NewReader("demo-password-123\n"), "users", "create",
 		"--email", s.Email, "--username", "demo", "--password-stdin")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.UserID = strings.TrimSpace(id)
 	for _, p := range []string{"users:read", "users:write"} {
 		if _, err := s.run(ctx, nil, "permissions", "grant", "--user", s.UserID, "--permission", p); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	tok, err := s.run(ctx, nil, "tokens", "issue", "--user", s.UserID, "--ttl", "24h")
-	if err != nil {
-		return nil, err
-	}
 	s.Token = strings.TrimSpace(tok)
+	return err
+}
 
-	s.cmd = exec.Command(s.Bin, "serve")
-	s.cmd.Env = append(os.Environ(), s.Env...)
-	s.cmd.Stdout, s.cmd.Stderr = o.Log, o.Log
-	if o.Log == nil {
-		s.cmd.Stdout, s.cmd.Stderr = io.Discard, io.Discard
-	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := s.run(ctx, nil, "healthcheck", "--addr", s.GRPCAddr, "--timeout", "1s"); err == nil {
-			return s, nil
-		} else if time.Now().After(deadline) {
-			return nil, fmt.Errorf("service did not become SERVING in 30s: %w", err)
-		} else if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+// serve starts the service in its own process group: a terminal's Ctrl-C
+// reaches only our caller, whose Stop then sends the one SIGTERM. Had the
+// service seen the Ctrl-C too, that SIGTERM would be a second signal, which
+// cuts the drain short and fails the exit.
+func (s *Stack) serve(context.Context) (err error) {
+	s.proc, err = testenv.Serve(s.Bin, testenv.ServeOptions{GRPCPort: s.grpcPort, HTTPPort: s.httpPort,
+		Env: append(os.Environ(), s.Env...), Log: s.o.Log, Setpgid: true})
+	return err
+}
+
+func (s *Stack) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyWait)
+	defer cancel()
+	return s.proc.WaitReady(ctx)
 }
 
 // Run runs one auth-service command against the stack and returns stdout.
@@ -169,16 +202,8 @@ func (s *Stack) run(ctx context.Context, stdin io.Reader, args ...string) (strin
 // PostgreSQL and removes a temporary state folder.
 func (s *Stack) Stop() error {
 	var err error
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // already gone is fine
-		done := make(chan error, 1)
-		go func() { done <- s.cmd.Wait() }()
-		select {
-		case err = <-done:
-		case <-time.After(30 * time.Second):
-			s.cmd.Process.Kill() //nolint:errcheck
-			err = errors.New("service did not stop within 30s of SIGTERM")
-		}
+	if s.proc != nil {
+		err = s.proc.Stop()
 	}
 	if s.pg != nil {
 		s.pg.Close()
@@ -187,13 +212,4 @@ func (s *Stack) Stop() error {
 		os.RemoveAll(s.dir)
 	}
 	return err
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

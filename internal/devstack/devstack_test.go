@@ -3,18 +3,24 @@ package devstack
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nova-auth/nova-auth/internal/testenv"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.RemoveBinary()
+	os.Exit(code)
+}
 
 // TestStartInTempDir: the stack comes up in a temporary folder (also as
 // root), every demo artefact works, and Stop removes the folder.
 func TestStartInTempDir(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "auth-service")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../service/cmd/auth-service").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx := context.Background()
 	s, err := Start(ctx, Options{Bin: bin})

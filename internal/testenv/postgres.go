@@ -124,7 +124,7 @@ func StartPostgresWith(ctx context.Context, o PostgresOptions) (_ *Postgres, err
 			return nil, err
 		}
 	}
-	if s.Port, err = freePort(s.Host); err != nil {
+	if s.Port, err = FreePort(s.Host); err != nil {
 		return nil, err
 	}
 	if err := s.Restart(ctx); err != nil {
@@ -237,13 +237,4 @@ func (s *Postgres) Close() {
 	defer cancel()
 	_ = s.run(ctx, "pg_ctl", "-D", s.dataDir(), "-m", "immediate", "-w", "stop")
 	os.RemoveAll(s.Dir)
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,23 +24,22 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "auth-service-bin-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "auth-service")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-		os.Exit(1)
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	defer testenv.RemoveBinary()
+	var err error
+	if bin, err = testenv.Binary(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	if pg, err = testenv.StartPostgres(context.Background(), ""); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
-	code := m.Run()
-	pg.Close()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	defer pg.Close()
+	return m.Run()
 }
 
 var dbSeq int
@@ -204,15 +201,6 @@ func TestEnvListsEveryVariable(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
-
 // TestServeHealthcheckSIGTERM: the binary serves, `healthcheck` says SERVING,
 // SIGTERM stops it cleanly with exit 0, and nothing secret reaches the log.
 func TestServeHealthcheckSIGTERM(t *testing.T) {
@@ -220,33 +208,27 @@ func TestServeHealthcheckSIGTERM(t *testing.T) {
 	if _, stderr, code := cli(t, env, "", "migrate"); code != 0 {
 		t.Fatal(stderr)
 	}
-	gp, hp := freePort(t), freePort(t)
-	env = append(env, "BIND_HOST=127.0.0.1", "GRPC_PORT="+gp, "HTTP_PORT="+hp, "SHUTDOWN_DELAY=100ms", "LOG_LEVEL=debug")
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = env
+	env = append(env, "SHUTDOWN_DELAY=100ms", "LOG_LEVEL=debug")
 	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
+	p, err := testenv.Serve(bin, testenv.ServeOptions{Env: env, Log: &logs})
+	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		out, stderr, code := cli(t, nil, "", "healthcheck", "--addr", "127.0.0.1:"+gp, "--timeout", "1s")
-		if code == 0 && strings.Contains(out, "SERVING") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthcheck never passed: %s %s\nlogs:\n%s", out, stderr, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.WaitReady(ctx); err != nil {
+		p.Stop()
+		t.Fatalf("never ready: %v\nlogs:\n%s", err, logs.String())
+	}
+	if out, stderr, code := cli(t, nil, "", "healthcheck", "--addr", p.GRPCAddr, "--timeout", "1s"); code != 0 || !strings.Contains(out, "SERVING") {
+		p.Stop()
+		t.Fatalf("healthcheck did not pass: %s %s\nlogs:\n%s", out, stderr, logs.String())
 	}
 	if _, _, code := cli(t, nil, "", "healthcheck", "--addr", "127.0.0.1:1", "--timeout", "300ms"); code == 0 {
+		p.Stop()
 		t.Fatal("healthcheck passed against a closed port")
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
+	if err := p.Stop(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
 	}
 	l := logs.String()

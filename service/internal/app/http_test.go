@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/nova-auth/nova-auth/internal/testenv"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
@@ -84,12 +86,11 @@ func TestHTTPEndpoints(t *testing.T) {
 // TestPprofOnlyWhenAsked: profiles are served on PPROF_ADDR, never on the
 // public HTTP port.
 func TestPprofOnlyWhenAsked(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testenv.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	e := newEnv(t, nil, map[string]string{"PPROF_ADDR": addr})
 	if code, body := httpGet(t, "http://"+addr+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Fatalf("pprof index = %d", code)
