@@ -21,7 +21,7 @@ help: ## Show this help
 
 .PHONY: run
 run: build ## Run the service: throwaway PostgreSQL under .data/, demo user, keys, token; Ctrl-C stops
-	$(GO) run ./internal/devstack/cmd/devstack --bin $(BIN)/auth-service
+	$(GO) build -o $(BIN)/devstack ./internal/devstack/cmd/devstack && exec $(BIN)/devstack --bin $(BIN)/auth-service
 
 ##@ Build
 

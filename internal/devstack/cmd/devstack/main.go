@@ -1,5 +1,6 @@
 // Command devstack is `make run`: the service with a throwaway PostgreSQL
-// under .data/, a demo user, key pair and token. Ctrl-C stops everything.
+// under .data/, a demo user, key pair and token. Ctrl-C stops everything and,
+// once it has, exits 0: a clean stop is no error for make.
 package main
 
 import (
@@ -24,6 +25,10 @@ func main() {
 	defer stop()
 	s, err := devstack.Start(ctx, devstack.Options{Bin: *bin, Dir: *dir, GRPCPort: *grpcPort, HTTPPort: *httpPort, Log: os.Stderr})
 	if err != nil {
+		if ctx.Err() != nil { // Ctrl-C during the bring-up: Start has cleaned up
+			fmt.Fprintln(os.Stderr, "stopped")
+			return
+		}
 		fmt.Fprintln(os.Stderr, "make run:", err)
 		os.Exit(1)
 	}
