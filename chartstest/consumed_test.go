@@ -26,7 +26,7 @@ var notInConfigMap = map[string]string{
 // environment variables it reads (`auth-service env --names`).
 func serviceEnvNames(t *testing.T) []string {
 	t.Helper()
-	bin := tool(t, "..", "github.com/nova-auth/nova-auth/service/cmd/auth-service")
+	bin := authService(t)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin, "env", "--names")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

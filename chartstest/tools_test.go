@@ -28,22 +28,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// authServicePkg is the service's own binary, which testenv builds: one
-// build for every test of the repository that runs it.
-const authServicePkg = "github.com/nova-auth/nova-auth/service/cmd/auth-service"
+// authService returns the service's own binary, which testenv builds once
+// for every test of the run that needs it.
+func authService(t *testing.T) string {
+	t.Helper()
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
 
-// tool builds pkg (from the module in dir, relative to chartstest) once per
-// test run and returns the binary's path. The go build cache makes warm runs
-// take well under a second.
+// tool builds a pinned tool (pkg, from the module in dir, relative to
+// chartstest) once per test run and returns the binary's path. The go build
+// cache makes warm runs take well under a second.
 func tool(t *testing.T, dir, pkg string, env ...string) string {
 	t.Helper()
-	if pkg == authServicePkg {
-		bin, err := testenv.Binary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return bin
-	}
 	toolMu.Lock()
 	defer toolMu.Unlock()
 	if bin, ok := toolBins[pkg]; ok {

@@ -5,5 +5,8 @@
 // client library's module graph. kube-score v1.20.0 needs the Kubernetes
 // libraries it was released with (it imports k8s.io/api/autoscaling/v2beta1,
 // gone from the k8s.io/api that Helm v3.22 needs), which is why it is built
-// here rather than in chartstest.
+// here rather than in chartstest. The one exception is helm itself: it is
+// pinned (a tool directive too) in chartstest/go.mod, beside the Helm SDK the
+// chart tests use, so that the CLI the e2e suite runs and the SDK the chart
+// tests render with are one version.
 package tools
