@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
 // BenchmarkUnaryInterceptor measures what the breaker adds to a call: the
@@ -21,7 +23,7 @@ func BenchmarkUnaryInterceptor(b *testing.B) {
 	br := newBreaker("auth", &cfg, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
 	ctx := context.Background()
-	const method = "/nova.auth_service.AuthService/GetUser"
+	const method = authpb.AuthService_GetUser_FullMethodName
 
 	b.Run("none", func(b *testing.B) {
 		b.ReportAllocs()

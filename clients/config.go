@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nova-auth/nova-auth/internal/envconfig"
+	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
 // ServiceNames are the platform's services, each with a default target and a
@@ -33,7 +34,7 @@ func DefaultTarget(name string) string {
 
 // RecordFailedLogin is never retried automatically: each attempt that reaches
 // the server counts one failure, so a retry could count one login twice.
-const recordFailedLogin = "/nova.auth_service.AuthService/RecordFailedLogin"
+const recordFailedLogin = authpb.AuthService_RecordFailedLogin_FullMethodName
 
 // Config is everything a Pool needs. DefaultConfig gives the development
 // defaults; ConfigFromEnv applies the environment on top. Each field names

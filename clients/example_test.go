@@ -44,7 +44,7 @@ func ExamplePool_Conn() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	health := healthpb.NewHealthClient(pool.Conn("auth"))
-	resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "nova.auth_service.AuthService"})
+	resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: authpb.AuthService_ServiceDesc.ServiceName})
 	if err != nil {
 		log.Fatal(err)
 	}

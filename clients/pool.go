@@ -29,7 +29,7 @@ import (
 // healthServices are the grpc.health.v1 service names the client watches;
 // a service not listed is watched under "" (the whole server).
 var healthServices = map[string]string{
-	"auth": "nova.auth_service.AuthService",
+	"auth": authpb.AuthService_ServiceDesc.ServiceName,
 }
 
 // Pool holds one *grpc.ClientConn per target service. It is safe for

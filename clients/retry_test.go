@@ -71,7 +71,7 @@ func serve(t *testing.T, srv authpb.AuthServiceServer, opts ...grpc.ServerOption
 	s := grpc.NewServer(opts...)
 	authpb.RegisterAuthServiceServer(s, srv)
 	hs := health.NewServer()
-	hs.SetServingStatus("nova.auth_service.AuthService", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(authpb.AuthService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s, hs)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
@@ -102,7 +102,7 @@ func TestRetries(t *testing.T) {
 		{"RecordFailedLogin Unavailable is attempted once", record, codes.Unavailable, 1, 3, "", codes.Unavailable, 1},
 		{"RecordFailedLogin ResourceExhausted is attempted once", record, codes.ResourceExhausted, 1, 5, "", codes.ResourceExhausted, 1},
 		{"RecordFailedLogin succeeds once", record, codes.Unavailable, 0, 3, "", codes.OK, 1},
-		{"a method in NoRetryMethods is attempted once", getUser, codes.Unavailable, 1, 3, "/nova.auth_service.AuthService/GetUser", codes.Unavailable, 1},
+		{"a method in NoRetryMethods is attempted once", getUser, codes.Unavailable, 1, 3, authpb.AuthService_GetUser_FullMethodName, codes.Unavailable, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &flaky{failFirst: tc.failFirst, code: tc.code}

@@ -10,11 +10,6 @@ import (
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
-const (
-	authService   = "nova.auth_service.AuthService"
-	healthService = "grpc.health.v1.Health"
-)
-
 // protoset is the compiled descriptor set of the AuthService and
 // grpc.health.v1 APIs, taken from the generated Go code, so ghz needs neither
 // the .proto files nor server reflection (staging may turn reflection off).

@@ -71,13 +71,13 @@ var scenarios = []Scenario{
 
 // healthScenario is the benchmark's floor: the cheapest call the server has.
 var healthScenario = Scenario{
-	Name: "HealthCheck", Call: healthService + "/Check",
+	Name: "HealthCheck", Call: grpc_health_v1.Health_ServiceDesc.ServiceName + "/Check",
 	build: func(*Dataset, int) protoiface.MessageV1 { return &grpc_health_v1.HealthCheckRequest{} },
 }
 
 func init() {
 	for i := range scenarios {
-		scenarios[i].Call = authService + "/" + scenarios[i].Name
+		scenarios[i].Call = authpb.AuthService_ServiceDesc.ServiceName + "/" + scenarios[i].Name
 	}
 }
 

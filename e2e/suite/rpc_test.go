@@ -136,7 +136,7 @@ func testRPCs(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "nova.auth_service.AuthService"})
+	h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: authpb.AuthService_ServiceDesc.ServiceName})
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health: %v %v", h, err)
 	}

@@ -105,7 +105,7 @@ func healthcheckFrom(t *testing.T, e *env, namespace string) (bool, string) {
 	t.Helper()
 	p := restrictedPod("e2e-healthcheck", corev1.Container{
 		Name: "healthcheck", Image: "ghcr.io/nova-auth/auth-service:0.1.0",
-		Args: []string{"healthcheck", "--addr", grpcAddr, "--service", "nova.auth_service.AuthService", "--timeout", "5s"},
+		Args: []string{"healthcheck", "--addr", grpcAddr, "--service", authpb.AuthService_ServiceDesc.ServiceName, "--timeout", "5s"},
 	})
 	startPod(t, e, namespace, p)
 	phase, lg := waitPod(t, e, namespace, p.Name, 90*time.Second)

@@ -17,7 +17,7 @@ import (
 func BenchmarkBaselineHealthCheck(b *testing.B) {
 	e := newEnv(b, nil, nil)
 	ctx := context.Background()
-	req := &healthpb.HealthCheckRequest{Service: "nova.auth_service.AuthService"}
+	req := &healthpb.HealthCheckRequest{Service: authpb.AuthService_ServiceDesc.ServiceName}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

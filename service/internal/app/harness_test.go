@@ -160,7 +160,7 @@ func (e *env) waitServing(t testing.TB, want bool) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		r, err := e.health.Check(ctx, &healthpb.HealthCheckRequest{Service: "nova.auth_service.AuthService"})
+		r, err := e.health.Check(ctx, &healthpb.HealthCheckRequest{Service: authpb.AuthService_ServiceDesc.ServiceName})
 		cancel()
 		if err == nil && (r.GetStatus() == healthpb.HealthCheckResponse_SERVING) == want {
 			return

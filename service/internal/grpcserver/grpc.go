@@ -27,8 +27,9 @@ type Options struct {
 	Reflection           bool
 }
 
-// ServiceName is the name health checks ask about.
-const ServiceName = "nova.auth_service.AuthService"
+// ServiceName is the name health checks ask about: the generated
+// descriptor's, so that no copy of it can drift from the proto.
+var ServiceName = authpb.AuthService_ServiceDesc.ServiceName
 
 // NewGRPC builds the gRPC server with AuthService, grpc.health.v1 (NOT_SERVING
 // until the caller flips it) and, when enabled, reflection.
