@@ -1,10 +1,10 @@
-// Command loadtest drives the auth service with ghz (used as a library) and
+// Command loadtest (its own module: run it from loadtest/) drives the auth service with ghz (used as a library) and
 // gates the result on latency, error rate and throughput: against any address
 // (plaintext, TLS, mTLS), or against a throwaway local stack it starts itself.
 //
-//	go run ./loadtest --local                                # make loadtest
-//	go run ./loadtest --local --bench                        # make bench
-//	go run ./loadtest --addr auth.staging:9080 --tls --cacert ca.pem --data users.json
+//	go run . --local                                # make loadtest
+//	go run . --local --bench                        # make bench
+//	go run . --addr auth.staging:9080 --tls --cacert ca.pem --data users.json
 //
 // Exit status: 0 when every gate passes, 1 when a gate fails (each failure is
 // printed with the measured value), 2 when the run could not be made.

@@ -86,9 +86,9 @@ func TestUsageNamesEveryCommand(t *testing.T) {
 	}
 
 	folders := readmeSection(t, "## Layout")
-	m := regexp.MustCompile(`service/cmd/auth-service/\s.*\(([a-z |]+)\)`).FindStringSubmatch(folders)
+	m := regexp.MustCompile(`cmd/auth-service/\s.*\(([a-z |]+)\)`).FindStringSubmatch(folders)
 	if m == nil {
-		t.Fatal("README.md's layout does not list the binary's commands after service/cmd/auth-service/")
+		t.Fatal("README.md's layout does not list the binary's commands after cmd/auth-service/")
 	}
 	inREADME := strings.Split(strings.ReplaceAll(m[1], " ", ""), "|")
 	sort.Strings(inREADME)
