@@ -6,6 +6,98 @@ import (
 	"path/filepath"
 )
 
+// This file holds what each component is given: its command line and the
+// configuration files it reads. The steps (steps.go) put them together.
+
+func (c *Cluster) etcdURL() string { return fmt.Sprintf("http://127.0.0.1:%d", c.ports.etcd) }
+
+func (c *Cluster) etcdCmd() []string {
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", c.ports.etcdPeer)
+	return []string{c.bin("etcd"),
+		"--name=local", "--data-dir=" + c.path("etcd"),
+		"--listen-client-urls=" + c.etcdURL(), "--advertise-client-urls=" + c.etcdURL(),
+		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
+		"--initial-cluster=local=" + peerURL, "--unsafe-no-fsync", "--log-level=warn",
+	}
+}
+
+// containerdCmd is Debian's containerd, not a built one.
+func (c *Cluster) containerdCmd() []string {
+	return []string{"containerd", "--config=" + c.path("containerd", "config.toml"), "--log-level=warn"}
+}
+
+func (c *Cluster) apiserverCmd() []string {
+	pk := c.path("pki")
+	return []string{c.bin("kube-apiserver"),
+		"--etcd-servers=" + c.etcdURL(),
+		"--bind-address=" + c.GatewayIP, "--advertise-address=" + c.GatewayIP,
+		fmt.Sprintf("--secure-port=%d", c.ports.apiserver),
+		"--tls-cert-file=" + pk + "/apiserver.crt", "--tls-private-key-file=" + pk + "/apiserver.key",
+		"--client-ca-file=" + pk + "/ca.crt",
+		"--kubelet-client-certificate=" + pk + "/apiserver-kubelet-client.crt",
+		"--kubelet-client-key=" + pk + "/apiserver-kubelet-client.key",
+		"--kubelet-preferred-address-types=Hostname",
+		"--service-account-key-file=" + pk + "/sa.pub",
+		"--service-account-signing-key-file=" + pk + "/sa.key",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-cluster-ip-range=" + c.ServiceSubnet,
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--allow-privileged=true",
+		"--profiling=false",
+	}
+}
+
+func (c *Cluster) controllerManagerCmd() []string {
+	pk := c.path("pki")
+	return append(c.controlPlaneArgs("kube-controller-manager", "controller-manager.kubeconfig", c.ports.controllerManager),
+		"--service-account-private-key-file="+pk+"/sa.key",
+		"--root-ca-file="+pk+"/ca.crt",
+		"--cluster-signing-cert-file="+pk+"/ca.crt", "--cluster-signing-key-file="+pk+"/ca.key",
+		"--use-service-account-credentials=true",
+		"--controllers=*",
+		"--service-cluster-ip-range="+c.ServiceSubnet,
+		"--leader-elect=false",
+	)
+}
+
+func (c *Cluster) schedulerCmd() []string {
+	return append(c.controlPlaneArgs("kube-scheduler", "scheduler.kubeconfig", c.ports.scheduler), "--leader-elect=false")
+}
+
+// controlPlaneArgs start the command line of the controller-manager or the
+// scheduler: one kubeconfig (its client certificate) both to reach the API
+// server and to check its own callers, and its port on loopback.
+func (c *Cluster) controlPlaneArgs(name, kubeconfig string, port int) []string {
+	kc := c.path(kubeconfig)
+	return []string{c.bin(name),
+		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port),
+	}
+}
+
+func (c *Cluster) kubeletCmd() []string {
+	return []string{c.bin("kubelet"),
+		"--config=" + c.path("kubelet.yaml"),
+		"--kubeconfig=" + c.path("kubelet.kubeconfig"),
+		"--root-dir=" + c.path("kubelet"),
+		"--hostname-override=" + NodeName,
+		"--node-ip=" + c.GatewayIP,
+	}
+}
+
+func (c *Cluster) kubeProxyCmd() []string {
+	return []string{c.bin("kube-proxy"), "--config=" + c.path("kube-proxy.yaml")}
+}
+
+func (c *Cluster) corednsCmd() []string {
+	return []string{c.bin("coredns"), "-conf", c.path("Corefile")}
+}
+
+// resolvConf is the pods' resolv.conf. Pods never resolve names through the
+// host's resolver: the only nameserver they see is the bridge gateway.
+func (c *Cluster) resolvConf() string { return "nameserver " + c.GatewayIP + "\n" }
+
 // containerdConfig keeps every path of the private containerd under the run
 // folder, so that it shares nothing with a system containerd and Down can
 // remove all of it.

@@ -18,21 +18,14 @@ package localcluster
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -45,7 +38,6 @@ const NodeName = "localhost"
 const (
 	pauseImage     = "localhost/nova-auth/pause:1"
 	cniNetworkName = "nova-auth-local"
-	stateFile      = "state.json"
 )
 
 // ErrRunning is returned by Up when a cluster is already running in the
@@ -143,37 +135,13 @@ type Cluster struct {
 	attached bool
 }
 
-type ports struct {
-	etcd, etcdPeer, apiserver, controllerManager, scheduler int
-	kubelet, kubeletHealthz, proxyHealthz, proxyMetrics     int
-	dnsReady, dnsHealth                                     int
-}
-
-// state is state.json in the run folder: what Attach and the cleanup of a
-// killed run need.
-type state struct {
-	Owner      procRecord        `json:"owner"`
-	Detached   bool              `json:"detached"`
-	Bridge     string            `json:"bridge"`
-	Sysctls    map[string]string `json:"sysctls"`
-	Procs      []procRecord      `json:"procs"`
-	Server     string            `json:"server"`
-	BinDir     string            `json:"binDir"`
-	GatewayIP  string            `json:"gatewayIP"`
-	PodSubnet  string            `json:"podSubnet"`
-	SvcSubnet  string            `json:"serviceSubnet"`
-	Containerd string            `json:"containerd"`
-	// Created are the fixed host folders (hostFolders) this run created.
-	Created []string `json:"created"`
-	// Tables are the iptables tables that existed before the run.
-	Tables []string `json:"tables"`
-}
-
 func (c *Cluster) path(elem ...string) string {
 	return filepath.Join(append([]string{c.Dir}, elem...)...)
 }
 
 func (c *Cluster) containerdSocket() string { return c.path("containerd", "containerd.sock") }
+
+func (c *Cluster) bin(name string) string { return filepath.Join(c.BinDir, name) }
 
 // Check reports what this host lacks to run a cluster, or nil.
 func Check() error {
@@ -270,7 +238,7 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 	defer cancel()
 	start := time.Now()
 	c.started = start
-	if err := c.start1(ctx, pause); err != nil {
+	if err := c.bringUp(ctx, pause); err != nil {
 		c.logTails(opts.Log)
 		if derr := c.Down(context.Background()); derr != nil {
 			fmt.Fprintf(opts.Log, "localcluster: cleanup after failed start: %v\n", derr)
@@ -287,404 +255,6 @@ func up(ctx context.Context, opts Options, detached bool) (*Cluster, error) {
 	return c, nil
 }
 
-// lockHost takes the host-wide cluster lock (a file in the cache folder, so
-// that it is no file of a run), waiting while another process holds it.
-func lockHost(ctx context.Context, opts Options) (*os.File, error) {
-	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(opts.CacheDir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	said := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
-		}
-		if !said {
-			fmt.Fprintln(opts.Log, "localcluster: another process's cluster is up on this host; waiting for its Down")
-			said = true
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for another local cluster to go down: %w", ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func gatewayIP(subnet string) (string, error) {
-	ip, n, err := net.ParseCIDR(subnet)
-	if err != nil || ip.To4() == nil {
-		return "", fmt.Errorf("pod subnet %q: want an IPv4 CIDR", subnet)
-	}
-	gw := n.IP.To4()
-	gw = net.IPv4(gw[0], gw[1], gw[2], gw[3]+1)
-	return gw.String(), nil
-}
-
-func (c *Cluster) start1(ctx context.Context, pauseBin string) error {
-	var err error
-	if c.ports, err = freePorts(); err != nil {
-		return err
-	}
-	// The bridge exists before kubelet so that its address can be the node IP
-	// and the API server can listen on it for pods.
-	_, n, _ := net.ParseCIDR(c.PodSubnet)
-	size, _ := n.Mask.Size()
-	for _, args := range [][]string{
-		{"link", "add", c.bridge, "type", "bridge"},
-		{"addr", "add", fmt.Sprintf("%s/%d", c.GatewayIP, size), "dev", c.bridge},
-		{"link", "set", c.bridge, "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	c.Server = fmt.Sprintf("https://%s:%d", c.GatewayIP, c.ports.apiserver)
-
-	if err := c.writePKI(); err != nil {
-		return err
-	}
-	if err := writeFile(c.path("containerd", "config.toml"), c.containerdConfig()); err != nil {
-		return err
-	}
-	if err := writeFile(c.path("cni", "net.d", "10-nova-auth.conflist"), c.cniConfig()); err != nil {
-		return err
-	}
-	// Pods never resolve names through the host's resolver: the only
-	// nameserver they see is the bridge gateway.
-	if err := writeFile(c.path("resolv.conf"), "nameserver "+c.GatewayIP+"\n"); err != nil {
-		return err
-	}
-	if err := writeFile(c.path("kubelet.yaml"), c.kubeletConfig()); err != nil {
-		return err
-	}
-	if err := writeFile(c.path("kube-proxy.yaml"), c.kubeProxyConfig()); err != nil {
-		return err
-	}
-
-	c.logf("starting etcd and containerd")
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", c.ports.etcd)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", c.ports.etcdPeer)
-	if _, err := c.start("etcd", c.bin("etcd"),
-		"--name=local", "--data-dir="+c.path("etcd"),
-		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=local="+peerURL, "--unsafe-no-fsync", "--log-level=warn",
-	); err != nil {
-		return err
-	}
-	if _, err := c.start("containerd", "containerd", "--config="+c.path("containerd", "config.toml"), "--log-level=warn"); err != nil {
-		return err
-	}
-	if err := c.waitHTTP(ctx, "etcd", etcdURL+"/health", nil); err != nil {
-		return err
-	}
-	c.logf("etcd ready")
-
-	c.logf("starting kube-apiserver")
-	pk := c.path("pki")
-	if _, err := c.start("kube-apiserver", c.bin("kube-apiserver"),
-		"--etcd-servers="+etcdURL,
-		"--bind-address="+c.GatewayIP, "--advertise-address="+c.GatewayIP,
-		fmt.Sprintf("--secure-port=%d", c.ports.apiserver),
-		"--tls-cert-file="+pk+"/apiserver.crt", "--tls-private-key-file="+pk+"/apiserver.key",
-		"--client-ca-file="+pk+"/ca.crt",
-		"--kubelet-client-certificate="+pk+"/apiserver-kubelet-client.crt",
-		"--kubelet-client-key="+pk+"/apiserver-kubelet-client.key",
-		"--kubelet-preferred-address-types=Hostname",
-		"--service-account-key-file="+pk+"/sa.pub",
-		"--service-account-signing-key-file="+pk+"/sa.key",
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-cluster-ip-range="+c.ServiceSubnet,
-		"--authorization-mode=Node,RBAC",
-		"--enable-admission-plugins=NodeRestriction",
-		"--allow-privileged=true",
-		"--profiling=false",
-	); err != nil {
-		return err
-	}
-	if err := c.importPause(ctx, pauseBin); err != nil {
-		return err
-	}
-	c.logf("pause image loaded")
-	tlsCfg, err := c.adminTLS()
-	if err != nil {
-		return err
-	}
-	if err := c.waitHTTP(ctx, "kube-apiserver", c.Server+"/readyz", tlsCfg); err != nil {
-		return err
-	}
-	c.logf("kube-apiserver ready")
-	// CoreDNS's own role (as kubeadm's system:coredns), not the aggregated
-	// "view", whose rules only appear once the controller-manager has run:
-	// CoreDNS refused at its first list backs off for long.
-	if err := writeFile(c.path("coredns-rbac.yaml"), corednsRBAC); err != nil {
-		return err
-	}
-	if _, err := c.Kubectl(ctx, "apply", "-f", c.path("coredns-rbac.yaml")); err != nil {
-		return err
-	}
-
-	c.logf("starting controller-manager, scheduler, kubelet, kube-proxy")
-	if _, err := c.start("kube-controller-manager", c.bin("kube-controller-manager"),
-		"--kubeconfig="+c.path("controller-manager.kubeconfig"),
-		"--authentication-kubeconfig="+c.path("controller-manager.kubeconfig"),
-		"--authorization-kubeconfig="+c.path("controller-manager.kubeconfig"),
-		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", c.ports.controllerManager),
-		"--service-account-private-key-file="+pk+"/sa.key",
-		"--root-ca-file="+pk+"/ca.crt",
-		"--cluster-signing-cert-file="+pk+"/ca.crt", "--cluster-signing-key-file="+pk+"/ca.key",
-		"--use-service-account-credentials=true",
-		"--controllers=*",
-		"--service-cluster-ip-range="+c.ServiceSubnet,
-		"--leader-elect=false",
-	); err != nil {
-		return err
-	}
-	if _, err := c.start("kube-scheduler", c.bin("kube-scheduler"),
-		"--kubeconfig="+c.path("scheduler.kubeconfig"),
-		"--authentication-kubeconfig="+c.path("scheduler.kubeconfig"),
-		"--authorization-kubeconfig="+c.path("scheduler.kubeconfig"),
-		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", c.ports.scheduler),
-		"--leader-elect=false",
-	); err != nil {
-		return err
-	}
-	if _, err := c.start("kubelet", c.bin("kubelet"),
-		"--config="+c.path("kubelet.yaml"),
-		"--kubeconfig="+c.path("kubelet.kubeconfig"),
-		"--root-dir="+c.path("kubelet"),
-		"--hostname-override="+NodeName,
-		"--node-ip="+c.GatewayIP,
-	); err != nil {
-		return err
-	}
-	if _, err := c.start("kube-proxy", c.bin("kube-proxy"), "--config="+c.path("kube-proxy.yaml")); err != nil {
-		return err
-	}
-	if err := writeFile(c.path("Corefile"), c.corefile()); err != nil {
-		return err
-	}
-	if _, err := c.start("coredns", c.bin("coredns"), "-conf", c.path("Corefile")); err != nil {
-		return err
-	}
-	if err := c.waitNodeReady(ctx); err != nil {
-		return err
-	}
-	c.logf("node Ready")
-	return c.waitHTTP(ctx, "coredns", fmt.Sprintf("http://127.0.0.1:%d/ready", c.ports.dnsReady), nil)
-}
-
-// logf writes a progress line with the time since Up began.
-func (c *Cluster) logf(format string, args ...any) {
-	fmt.Fprintf(c.opts.Log, "localcluster: [%5.1fs] %s\n", time.Since(c.started).Seconds(), fmt.Sprintf(format, args...))
-}
-
-func (c *Cluster) bin(name string) string { return filepath.Join(c.BinDir, name) }
-
-func (c *Cluster) writePKI() error {
-	p, err := newPKI(c.path("pki"))
-	if err != nil {
-		return err
-	}
-	if _, err := p.issue("apiserver", "kube-apiserver", nil, []string{
-		c.GatewayIP, "127.0.0.1", "localhost", firstServiceIP(c.ServiceSubnet),
-		"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
-	}); err != nil {
-		return err
-	}
-	if _, err := p.issue("kubelet", "system:node:"+NodeName, []string{"system:nodes"}, []string{NodeName, "127.0.0.1", c.GatewayIP}); err != nil {
-		return err
-	}
-	if _, err := p.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, nil); err != nil {
-		return err
-	}
-	clients := []struct{ file, cn, org string }{
-		{"kubeconfig", "nova-auth-admin", "system:masters"},
-		{"controller-manager.kubeconfig", "system:kube-controller-manager", ""},
-		{"scheduler.kubeconfig", "system:kube-scheduler", ""},
-		{"kubelet.kubeconfig", "system:node:" + NodeName, "system:nodes"},
-		{"kube-proxy.kubeconfig", "system:kube-proxy", ""},
-		// CoreDNS reads Services, EndpointSlices, Namespaces and Pods
-		// cluster-wide (corednsRBAC, applied at Up).
-		{"coredns.kubeconfig", "nova-auth:coredns", ""},
-	}
-	for _, cl := range clients {
-		var orgs []string
-		if cl.org != "" {
-			orgs = []string{cl.org}
-		}
-		is, err := p.issue(strings.TrimSuffix(cl.file, ".kubeconfig")+"-client", cl.cn, orgs, nil)
-		if err != nil {
-			return err
-		}
-		if err := p.kubeconfig(c.path(cl.file), c.Server, cl.cn, is); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func firstServiceIP(subnet string) string {
-	gw, err := gatewayIP(subnet)
-	if err != nil {
-		return "10.96.0.1"
-	}
-	return gw
-}
-
-func (c *Cluster) adminTLS() (*tls.Config, error) {
-	return tlsFromPKI(c.path("pki"), "kubeconfig-client")
-}
-
-// freePorts picks the components' ports below the kernel's ephemeral range,
-// so that no outgoing connection opened during the start takes one between
-// the pick and the component's bind.
-func freePorts() (ports, error) {
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
-				lo = n
-			}
-		}
-	}
-	used := map[int]bool{}
-	next := func() int {
-		for try := 0; try < 1000; try++ {
-			p := lo - 10000 + rand.IntN(10000)
-			if used[p] {
-				continue
-			}
-			l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
-			if err != nil {
-				continue
-			}
-			l.Close()
-			used[p] = true
-			return p
-		}
-		return 0
-	}
-	p := ports{
-		etcd: next(), etcdPeer: next(), apiserver: next(), controllerManager: next(), scheduler: next(),
-		kubelet: next(), kubeletHealthz: next(), proxyHealthz: next(), proxyMetrics: next(),
-		dnsReady: next(), dnsHealth: next(),
-	}
-	if p.dnsHealth == 0 {
-		return p, errors.New("no free ports below the ephemeral range")
-	}
-	return p, nil
-}
-
-// waitHTTP polls url until it answers 200, a component dies, or ctx ends.
-func (c *Cluster) waitHTTP(ctx context.Context, what, url string, tlsCfg *tls.Config) error {
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	defer client.CloseIdleConnections()
-	var last error
-	for {
-		if err := c.checkAlive(); err != nil {
-			return err
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// checkAlive fails when a component has exited.
-func (c *Cluster) checkAlive() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, p := range c.procs {
-		if p.exited() {
-			return fmt.Errorf("%s exited; see %s", p.Name, c.path("logs", p.Name+".log"))
-		}
-	}
-	return nil
-}
-
-func (c *Cluster) writeState(st *state) error {
-	st.Bridge = c.bridge
-	st.Sysctls = c.sysctls
-	st.Server = c.Server
-	st.BinDir = c.BinDir
-	st.GatewayIP = c.GatewayIP
-	st.PodSubnet = c.PodSubnet
-	st.SvcSubnet = c.ServiceSubnet
-	st.Containerd = c.containerdSocket()
-	st.Created = c.created
-	st.Tables = c.tables
-	st.Procs = st.Procs[:0]
-	for _, p := range c.procs {
-		st.Procs = append(st.Procs, p.procRecord)
-	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := c.path(stateFile + ".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, c.path(stateFile))
-}
-
-func (c *Cluster) saveState() error {
-	st, err := readState(c.Dir)
-	if err != nil {
-		return err
-	}
-	return c.writeState(st)
-}
-
-func readState(dir string) (*state, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if err != nil {
-		return nil, err
-	}
-	var st state
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w", stateFile, err)
-	}
-	return &st, nil
-}
-
-// alive reports whether the recorded cluster is still in use: its owner
-// process lives (or it was started detached) and some component runs.
-func (st *state) alive() bool {
-	if !st.Detached && !sameProcess(st.Owner.Pid, st.Owner.Start) {
-		return false
-	}
-	for _, p := range st.Procs {
-		if sameProcess(p.Pid, p.Start) {
-			return true
-		}
-	}
-	return false
-}
-
 // Attach returns the live cluster in opts.Dir, started by another process
 // (make cluster-up), or ErrNotRunning. Down on it stops that cluster.
 func Attach(opts Options) (*Cluster, error) {
@@ -693,16 +263,7 @@ func Attach(opts Options) (*Cluster, error) {
 	if err != nil || !st.alive() {
 		return nil, fmt.Errorf("%w in %s", ErrNotRunning, opts.Dir)
 	}
-	c := &Cluster{
-		Dir: opts.Dir, Server: st.Server, BinDir: st.BinDir, GatewayIP: st.GatewayIP,
-		PodSubnet: st.PodSubnet, ServiceSubnet: st.SvcSubnet,
-		bridge: st.Bridge, opts: opts, sysctls: st.Sysctls, created: st.Created, tables: st.Tables, attached: true,
-	}
-	c.Kubeconfig = c.path("kubeconfig")
-	for _, r := range st.Procs {
-		c.procs = append(c.procs, &proc{procRecord: r})
-	}
-	return c, nil
+	return st.cluster(opts), nil
 }
 
 // Clean removes what a run in opts.Dir left behind when it was killed before
@@ -760,6 +321,10 @@ func (c *Cluster) Down(ctx context.Context) error {
 		cancel()
 	}
 	stop("containerd", "kube-apiserver", "etcd")
+	// Then any component not named above, last started first.
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		stop(c.procs[i].Name)
+	}
 	err := cleanHost(c.Dir, hostChanges{bridge: c.bridge, sysctls: c.sysctls, created: c.created, tables: c.tables})
 	if c.lock != nil {
 		c.lock.Close()

@@ -2,8 +2,6 @@ package localcluster
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -66,39 +64,39 @@ func (c *Cluster) LoadImage(ctx context.Context, tarballPath string) error {
 	return nil
 }
 
-// importPause packs the pause program into the sandbox image and loads it,
-// once containerd answers.
-func (c *Cluster) importPause(ctx context.Context, pauseBin string) error {
-	data, err := os.ReadFile(pauseBin)
-	if err != nil {
-		return err
-	}
-	img, err := ociimage.Build(ociimage.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"},
-		ociimage.File{Path: "/pause", Mode: 0o755, Data: data})
-	if err != nil {
-		return err
-	}
-	file := c.path("pause.tar")
-	if err := ociimage.WriteTarball(file, pauseImage, img); err != nil {
-		return err
-	}
-	for {
-		if err := c.checkAlive(); err != nil {
+// loadPause is the start of the step that packs the pause program into the
+// sandbox image and loads it into containerd, before kubelet needs it.
+func (c *Cluster) loadPause(pauseBin string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		data, err := os.ReadFile(pauseBin)
+		if err != nil {
 			return err
 		}
-		if _, err := os.Stat(c.containerdSocket()); err == nil {
-			if err := c.LoadImage(ctx, file); err == nil {
-				return nil
-			} else if ctx.Err() != nil {
-				return err
-			}
+		img, err := ociimage.Build(ociimage.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"},
+			ociimage.File{Path: "/pause", Mode: 0o755, Data: data})
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for containerd: %w", ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+		file := c.path("pause.tar")
+		if err := ociimage.WriteTarball(file, pauseImage, img); err != nil {
+			return err
 		}
+		return c.LoadImage(ctx, file)
 	}
+}
+
+// containerdReady waits until containerd answers on its socket.
+func (c *Cluster) containerdReady(ctx context.Context) error {
+	return c.poll(ctx, 200*time.Millisecond, func(ctx context.Context) error {
+		// Without the socket ctr would wait for it to appear.
+		if _, err := os.Stat(c.containerdSocket()); err != nil {
+			return err
+		}
+		if out, err := exec.CommandContext(ctx, "ctr", "--address", c.containerdSocket(), "version").CombinedOutput(); err != nil {
+			return fmt.Errorf("ctr version: %w: %s", err, out)
+		}
+		return nil
+	})
 }
 
 // waitNodeReady waits for the node to be Ready and the default namespace's
@@ -108,33 +106,25 @@ func (c *Cluster) waitNodeReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var last string
-	for {
-		if err := c.checkAlive(); err != nil {
-			return err
-		}
-		last = "node not registered"
+	return c.poll(ctx, 250*time.Millisecond, func(ctx context.Context) error {
 		n, err := cs.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
-		if err == nil {
-			last = "node not Ready"
-			for _, cond := range n.Status.Conditions {
-				if cond.Type == corev1.NodeReady {
-					last = fmt.Sprintf("node Ready=%s: %s", cond.Status, cond.Message)
-					if cond.Status == corev1.ConditionTrue {
-						if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err == nil {
-							return nil
-						}
-						last = "no default ServiceAccount yet"
-					}
-				}
+		if err != nil {
+			return fmt.Errorf("node %s not registered", NodeName)
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type != corev1.NodeReady {
+				continue
 			}
+			if cond.Status != corev1.ConditionTrue {
+				return fmt.Errorf("node %s Ready=%s: %s", NodeName, cond.Status, cond.Message)
+			}
+			if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
+				return errors.New("no default ServiceAccount yet")
+			}
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for node %s: %w (%s)", NodeName, ctx.Err(), last)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("node %s not Ready", NodeName)
+	})
 }
 
 // removeAllPods stops and removes every pod sandbox through the CRI, so that
@@ -161,18 +151,4 @@ func removeAllPods(ctx context.Context, socket string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func tlsFromPKI(dir, client string) (*tls.Config, error) {
-	ca, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, client+".crt"), filepath.Join(dir, client+".key"))
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -171,4 +173,70 @@ current-context: nova-auth-local
 
 func pemEncode(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// writePKI creates the run's CA in pki/, the serving certificates of the API
+// server and kubelet, the API server's client certificate for kubelet, and a
+// kubeconfig for each client: the admin's and every component's.
+func (c *Cluster) writePKI() error {
+	p, err := newPKI(c.path("pki"))
+	if err != nil {
+		return err
+	}
+	if _, err := p.issue("apiserver", "kube-apiserver", nil, []string{
+		c.GatewayIP, "127.0.0.1", "localhost", firstServiceIP(c.ServiceSubnet),
+		"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+	}); err != nil {
+		return err
+	}
+	if _, err := p.issue("kubelet", "system:node:"+NodeName, []string{"system:nodes"}, []string{NodeName, "127.0.0.1", c.GatewayIP}); err != nil {
+		return err
+	}
+	if _, err := p.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, nil); err != nil {
+		return err
+	}
+	clients := []struct{ file, cn, org string }{
+		{"kubeconfig", "nova-auth-admin", "system:masters"},
+		{"controller-manager.kubeconfig", "system:kube-controller-manager", ""},
+		{"scheduler.kubeconfig", "system:kube-scheduler", ""},
+		{"kubelet.kubeconfig", "system:node:" + NodeName, "system:nodes"},
+		{"kube-proxy.kubeconfig", "system:kube-proxy", ""},
+		// CoreDNS reads Services, EndpointSlices, Namespaces and Pods
+		// cluster-wide (corednsRBAC, applied at Up).
+		{"coredns.kubeconfig", "nova-auth:coredns", ""},
+	}
+	for _, cl := range clients {
+		var orgs []string
+		if cl.org != "" {
+			orgs = []string{cl.org}
+		}
+		is, err := p.issue(strings.TrimSuffix(cl.file, ".kubeconfig")+"-client", cl.cn, orgs, nil)
+		if err != nil {
+			return err
+		}
+		if err := p.kubeconfig(c.path(cl.file), c.Server, cl.cn, is); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adminTLS is a client configuration that trusts the run's CA and presents
+// the cluster-admin certificate.
+func (c *Cluster) adminTLS() (*tls.Config, error) {
+	return tlsFromPKI(c.path("pki"), "kubeconfig-client")
+}
+
+func tlsFromPKI(dir, client string) (*tls.Config, error) {
+	ca, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, client+".crt"), filepath.Join(dir, client+".key"))
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
 }

@@ -28,12 +28,13 @@ type proc struct {
 	done chan struct{}
 }
 
-// start runs bin with args in its own session (so a terminal's Ctrl-C or the
-// caller's exit does not reach it), output to logs/<name>.log.
-func (c *Cluster) start(name, bin string, args ...string) (*proc, error) {
+// start runs bin with args as the component name, in its own session (so a
+// terminal's Ctrl-C or the caller's exit does not reach it), output to
+// logs/<name>.log, and records it in the state file.
+func (c *Cluster) start(name, bin string, args ...string) error {
 	logFile, err := os.OpenFile(c.path("logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer logFile.Close()
 	cmd := exec.Command(bin, args...)
@@ -42,7 +43,7 @@ func (c *Cluster) start(name, bin string, args ...string) (*proc, error) {
 	cmd.Env = append(os.Environ(), "PATH="+c.BinDir+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
+		return err
 	}
 	p := &proc{procRecord: procRecord{Name: name, Pid: cmd.Process.Pid}, cmd: cmd, done: make(chan struct{})}
 	p.Start, _ = procStartTime(p.Pid)
@@ -51,10 +52,19 @@ func (c *Cluster) start(name, bin string, args ...string) (*proc, error) {
 		close(p.done)
 	}()
 	c.procs = append(c.procs, p)
-	if err := c.saveState(); err != nil {
-		return p, err
+	return c.saveState()
+}
+
+// checkAlive fails when a component has exited.
+func (c *Cluster) checkAlive() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		if p.exited() {
+			return fmt.Errorf("%s exited; see %s", p.Name, c.path("logs", p.Name+".log"))
+		}
 	}
-	return p, nil
+	return nil
 }
 
 // exited reports whether the process has ended (and was reaped, if ours).
