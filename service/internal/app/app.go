@@ -35,6 +35,10 @@ type App struct {
 
 	ready  atomic.Bool
 	reason atomic.Value // string
+	// served is set once the database answered with a current schema:
+	// from then on a database outage no longer makes the replica unready.
+	served atomic.Bool
+	dbUp   atomic.Bool
 }
 
 // New checks keys and database settings and builds the servers. It does not
@@ -58,6 +62,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	metrics.RegisterPool(reg, st.Pool())
 	a := &App{cfg: cfg, log: log, store: st, health: health.NewServer()}
 	a.reason.Store("starting")
+	metrics.RegisterHealth(reg, a.ready.Load, a.dbUp.Load)
 	handlers := grpcserver.New(st, verifier, grpcserver.Lockout{Threshold: cfg.LockoutThreshold, Duration: cfg.LockoutDuration}, log)
 	var inv *grpcserver.Invoker
 	a.grpc, inv = grpcserver.NewGRPC(handlers, a.health, metrics.NewGRPC(reg), grpcserver.Options{
@@ -112,9 +117,13 @@ func NewVerifier(cfg *config.Config) (*tokens.Verifier, error) {
 	})
 }
 
-// Ready reports readiness and, when not ready, why.
+// Ready reports readiness and a note: why not when unready, or what is
+// degraded (the database) while still ready.
 func (a *App) Ready() (bool, string) {
 	if a.ready.Load() {
+		if a.served.Load() && !a.dbUp.Load() {
+			return true, "database unreachable: calls that need it fail with UNAVAILABLE"
+		}
 		return true, ""
 	}
 	return false, a.reason.Load().(string)
@@ -134,14 +143,38 @@ func (a *App) setReady(ok bool, why string) {
 	}
 }
 
-// check is one readiness probe: the database answers and its schema is at
-// least the version this binary was built for (newer is fine: migrations
-// are additive, so old replicas keep serving during a rolling upgrade).
+func (a *App) setDatabaseUp(up bool, err error) {
+	if a.dbUp.Swap(up) == up || !a.served.Load() {
+		return
+	}
+	if up {
+		a.log.Info("database reachable again")
+	} else {
+		a.log.Warn("database unreachable; staying ready: VerifyToken keeps working, calls that need the database fail with UNAVAILABLE",
+			slog.String("error", err.Error()))
+	}
+}
+
+// check is one readiness probe. Readiness means "this replica can serve":
+//   - at start, and while the schema is older than this binary, it waits for
+//     the database and the migration (newer is fine: migrations are
+//     additive, so old replicas keep serving during a rolling upgrade);
+//   - once it has served, a database outage does not make it unready. The
+//     database is shared: unready on it would empty the Service of every
+//     replica at once, and VerifyToken, which never reads the database,
+//     would go down with it. Calls that need the database fail with
+//     UNAVAILABLE instead, and nova_auth_database_up and the log show it.
 func (a *App) check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.DBHealthCheckPeriod)
 	defer cancel()
 	v, err := a.store.CurrentVersion(ctx)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return // shutting down: not an outage
+	}
+	a.setDatabaseUp(err == nil, err)
 	switch {
+	case err != nil && a.served.Load():
+		a.log.Debug("readiness check: database unreachable, staying ready", slog.String("error", err.Error()))
 	case err != nil:
 		a.log.Debug("readiness check failed", slog.String("error", err.Error()))
 		a.setReady(false, "database unreachable")
@@ -149,6 +182,7 @@ func (a *App) check(ctx context.Context) {
 		a.log.Debug("schema behind", slog.Int("version", v))
 		a.setReady(false, fmt.Sprintf("schema at version %d, need %d: run `auth-service migrate`", v, store.SchemaVersion()))
 	default:
+		a.served.Store(true)
 		a.setReady(true, "")
 	}
 }

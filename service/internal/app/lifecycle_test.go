@@ -17,9 +17,15 @@ import (
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
-// TestDatabaseOutage: with PostgreSQL stopped, calls fail with Unavailable
-// and the service turns unready; once PostgreSQL is back it recovers by
-// itself, with no restart of the service.
+// TestDatabaseOutage: with PostgreSQL stopped, calls that need it fail with
+// Unavailable, but the replica stays ready (/readiness 200 with a warning,
+// gRPC health SERVING) and VerifyToken keeps answering: the database is
+// shared, so unready on it would empty the Service of every replica at once.
+// The outage shows in nova_auth_database_up instead. Once PostgreSQL is back
+// the service recovers by itself, with no restart.
+//
+// This contract changed deliberately (issue 12, item 5): readiness used to
+// turn 503 "database unreachable" here.
 func TestDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
 	srv, err := testenv.StartPostgres(ctx, "")
@@ -29,6 +35,10 @@ func TestDatabaseOutage(t *testing.T) {
 	defer srv.Close()
 	e := newEnv(t, srv, nil)
 	id := e.user(t, "o@example.com", "o")
+	tok, _, err := e.signer.Issue(id, "o@example.com", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	get := func() error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -38,6 +48,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if err := get(); err != nil {
 		t.Fatal(err)
 	}
+	waitMetric(t, e, "nova_auth_database_up 1")
 
 	if err := srv.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -51,9 +62,21 @@ func TestDatabaseOutage(t *testing.T) {
 			t.Logf("during the outage: %v", status.Convert(err).Message())
 		}
 	}
-	e.waitServing(t, false)
-	if code, body := httpGet(t, e.httpURL+"/readiness"); code != 503 || !contains(body, "database unreachable") {
-		t.Fatalf("readiness during outage = %d %s", code, body)
+	// Several readiness periods (100ms) into the outage, the replica is
+	// still ready and VerifyToken still answers.
+	waitMetric(t, e, "nova_auth_database_up 0")
+	time.Sleep(500 * time.Millisecond)
+	e.waitServing(t, true)
+	if code, body := httpGet(t, e.httpURL+"/readiness"); code != 200 || !contains(body, "database unreachable") {
+		t.Fatalf("readiness during outage = %d %s, want 200 with a warning naming the database", code, body)
+	}
+	if _, body := httpGet(t, e.httpURL+"/metrics"); !contains(body, "nova_auth_ready 1") {
+		t.Errorf("nova_auth_ready during the outage: want 1")
+	}
+	r, err := e.client.VerifyToken(ctx, &authpb.VerifyTokenRequest{Token: tok})
+	wantCode(t, err, codes.OK)
+	if !r.GetValid() || r.GetUserId() != id {
+		t.Fatalf("VerifyToken during the outage = %v", r)
 	}
 	if code, _ := httpGet(t, e.httpURL+"/health"); code != 200 {
 		t.Fatalf("liveness must not fail on a database outage, got %d", code)
@@ -62,7 +85,6 @@ func TestDatabaseOutage(t *testing.T) {
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.waitServing(t, true)
 	deadline := time.Now().Add(10 * time.Second)
 	for get() != nil {
 		if time.Now().After(deadline) {
@@ -70,8 +92,65 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if code, _ := httpGet(t, e.httpURL+"/readiness"); code != 200 {
-		t.Fatalf("readiness after recovery = %d", code)
+	waitMetric(t, e, "nova_auth_database_up 1")
+	if code, body := httpGet(t, e.httpURL+"/readiness"); code != 200 || contains(body, "warning") {
+		t.Fatalf("readiness after recovery = %d %s", code, body)
+	}
+}
+
+// TestUnreadyWithoutDatabaseAtStart: a replica that never reached the
+// database is not ready: it has not shown it can serve (a new pod of a
+// rolling upgrade waits, the old ones keep serving).
+func TestUnreadyWithoutDatabaseAtStart(t *testing.T) {
+	port, err := testenv.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvNoMigrate(t, fmt.Sprintf("postgres://nobody@127.0.0.1:%d/none?sslmode=disable", port))
+	time.Sleep(300 * time.Millisecond) // a few readiness periods
+	e.waitServing(t, false)
+	if code, body := httpGet(t, e.httpURL+"/readiness"); code != 503 || !contains(body, "database unreachable") {
+		t.Fatalf("readiness = %d %s, want 503 database unreachable", code, body)
+	}
+}
+
+// TestUnreadyWhenSchemaFallsBehind: after serving, a database whose schema
+// is older than this binary (restored from an old backup, or another
+// database behind the same URL) makes the replica unready again; the
+// outage rule does not cover it, because the database answers.
+func TestUnreadyWhenSchemaFallsBehind(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil, nil)
+	last := store.SchemaVersion()
+	var name string
+	if err := e.st.Pool().QueryRow(ctx, "DELETE FROM schema_migrations WHERE version = $1 RETURNING name", last).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	e.waitServing(t, false)
+	want := fmt.Sprintf("schema at version %d, need %d", last-1, last)
+	if code, body := httpGet(t, e.httpURL+"/readiness"); code != 503 || !contains(body, want) {
+		t.Fatalf("readiness = %d %s, want 503 %q", code, body, want)
+	}
+	if _, err := e.st.Pool().Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", last, name); err != nil {
+		t.Fatal(err)
+	}
+	e.waitServing(t, true)
+}
+
+// waitMetric waits until /metrics has the line want (readiness checks run
+// every 100ms in these tests).
+func waitMetric(t *testing.T, e *env, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := httpGet(t, e.httpURL+"/metrics")
+		if contains(body, "\n"+want+"\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %q", want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -23,7 +23,8 @@ type Invoker interface {
 	Invoke(ctx context.Context, method string, dec func(any) error) (any, error)
 }
 
-// Ready reports whether the service can answer calls, and why not.
+// Ready reports whether the service can answer calls, and why not (or,
+// when it can, what is degraded).
 type Ready func() (bool, string)
 
 const maxBody = 1 << 20
@@ -35,11 +36,17 @@ func New(ready Ready, gather prometheus.Gatherer, inv Invoker) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readiness", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, why := ready(); !ok {
+		ok, why := ready()
+		switch {
+		case !ok:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": why})
-			return
+		case why != "":
+			// Ready but degraded (the database is down): still 200, so a
+			// shared outage does not empty the Service.
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "warning": why})
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 

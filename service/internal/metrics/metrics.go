@@ -109,3 +109,21 @@ func NewRegistry() *prometheus.Registry {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
+
+// RegisterHealth exports readiness and whether the last readiness check
+// reached the database: a replica stays ready through a database outage,
+// so these gauges, not the endpoints, show the outage.
+func RegisterHealth(reg prometheus.Registerer, ready, databaseUp func() bool) {
+	gauge := func(name, help string, f func() bool) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			if f() {
+				return 1
+			}
+			return 0
+		})
+	}
+	reg.MustRegister(
+		gauge("nova_auth_ready", "1 when the replica reports ready (/readiness 200, gRPC health SERVING).", ready),
+		gauge("nova_auth_database_up", "1 when the last readiness check reached PostgreSQL.", databaseUp),
+	)
+}
