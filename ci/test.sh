@@ -30,6 +30,8 @@ command -v make >/dev/null || apt_install make
 
 # The local Kubernetes cluster's runtime (containerd, runc, CNI plugins, iptables).
 bash e2e/ci-deps.sh
+# The kind provider's: Debian's Docker engine (no daemon started) and mmdebstrap.
+bash e2e/kind-deps.sh
 
 export CI=1
 go version

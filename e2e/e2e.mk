@@ -12,7 +12,7 @@ E2E_TIMEOUT ?= 45m
 E2E_FLAGS   ?=
 E2E_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: image e2e e2e-kind test-image
+.PHONY: image e2e e2e-kind test-image kind-deps test-kind-engine
 
 image: ## Build the service image without Docker: dist/auth-service.tar, ghcr.io/nova-auth/auth-service:<appVersion>, UID 65532
 	cd e2e && go run ./cmd/image --root .. --out $(E2E_IMAGE) --version $(E2E_VERSION)
@@ -27,3 +27,9 @@ e2e: image helm cluster-deps ## E2E on the local cluster (root): install the cha
 e2e-kind: image helm ## The same suite on kind (Docker required; cluster from kind-config.yaml)
 	cd e2e && E2E_PROVIDER=kind E2E_IMAGE=$(E2E_IMAGE) E2E_HELM=$(CURDIR)/bin/helm E2E_OUT=$(E2E_OUT) \
 		go test -count=1 -timeout $(E2E_TIMEOUT) -v ./suite $(E2E_FLAGS)
+
+kind-deps: ## Install what the kind provider needs here beyond the local cluster's packages: Debian's docker.io and mmdebstrap (root)
+	bash e2e/kind-deps.sh
+
+test-kind-engine: kind-deps ## Test the private Docker engine (root): privileged containers, exec, embedded DNS, stop and killed-run cleanup leave the host as found
+	cd e2e && go test -count=1 -timeout 10m -v ./dockerd/...
