@@ -197,3 +197,23 @@ func stale(path string) bool {
 	}
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
+
+// SnapshotHost is the local cluster's host snapshot plus what an engine
+// could leave: its processes and the host folders docker uses by default.
+// Take one before Start and one after Stop: their Diff should be empty.
+func SnapshotHost(dir string) localcluster.HostState {
+	s := localcluster.SnapshotHost(dir)
+	for _, p := range hostFolders {
+		if _, err := os.Lstat(p); err == nil {
+			s["path"] = append(s["path"], p)
+		}
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err == nil && engineExes[filepath.Base(exe)] && strings.HasPrefix(filepath.Base(exe), "docker") {
+			s["process"] = append(s["process"], filepath.Base(exe))
+		}
+	}
+	return s
+}

@@ -85,7 +85,7 @@ func TestEngine(t *testing.T) {
 	if err := e.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if diff := before.Diff(snapshot(dir)); len(diff) > 0 {
+	if diff := before.Diff(SnapshotHost(dir)); len(diff) > 0 {
 		t.Errorf("the host changed:\n%s", strings.Join(diff, "\n"))
 	}
 }
@@ -100,27 +100,7 @@ func setup(t *testing.T) (string, localcluster.HostState) {
 		t.Skip(err)
 	}
 	dir := "/tmp/nova-auth-docker-test"
-	return dir, snapshot(dir)
-}
-
-// snapshot is the local cluster's host snapshot plus what the engine could
-// leave: its processes and the host folders docker uses by default.
-func snapshot(dir string) localcluster.HostState {
-	s := localcluster.SnapshotHost(dir)
-	for _, p := range hostFolders {
-		if _, err := os.Lstat(p); err == nil {
-			s["path"] = append(s["path"], p)
-		}
-	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && engineExes[filepath.Base(exe)] {
-			if strings.HasPrefix(filepath.Base(exe), "docker") {
-				s["process"] = append(s["process"], filepath.Base(exe))
-			}
-		}
-	}
-	return s
+	return dir, SnapshotHost(dir)
 }
 
 func hostCapBnd(t *testing.T) string {
@@ -195,7 +175,7 @@ func TestCleanAfterKill(t *testing.T) {
 	if err := Clean(o); err != nil {
 		t.Fatal(err)
 	}
-	if diff := before.Diff(snapshot(dir)); len(diff) > 0 {
+	if diff := before.Diff(SnapshotHost(dir)); len(diff) > 0 {
 		t.Errorf("the host changed:\n%s", strings.Join(diff, "\n"))
 	}
 }

@@ -1,0 +1,58 @@
+package kindnode
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/nova-auth/nova-auth/e2e/localcluster"
+	"github.com/nova-auth/nova-auth/e2e/ociimage"
+)
+
+// kubeRouter is the CNI and NetworkPolicy engine: bridge CNI with routes
+// between the nodes over iBGP, and policy with iptables and ipsets. It is the
+// engine this kernel supports: kindnet's and kube-network-policies' nftables
+// queue expression needs CONFIG_NFT_QUEUE, which it lacks. Built with
+// `go install …@version`, i.e. with its own go.mod's dependency graph.
+const kubeRouter = "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@v2.1.0"
+
+// buildBinaries builds kubeadm (from the kubeadm module, pinned like the
+// local cluster's components), kube-router, CoreDNS with kubeadm's plugins
+// and the pause program.
+func (b *build) buildBinaries(ctx context.Context) error {
+	modDir := filepath.Join(b.src, "kubeadm")
+	ldflags := localcluster.VersionLDFlags()
+	key, err := localcluster.CacheKey(b.src, []string{"kubeadm/go.mod", "kubeadm/go.sum", "coredns/go.mod", "coredns/go.sum", "coredns/main.go",
+		"../localcluster/internal/pause/main.go"},
+		ldflags, kubeRouter)
+	if err != nil {
+		return err
+	}
+	b.bins = filepath.Join(b.o.CacheDir, "kind-bin-"+key)
+	return localcluster.Cached(b.o.CacheDir, b.bins, func(tmp string) error {
+		fmt.Fprintf(b.o.Log, "kindnode: building kubeadm, kube-router and pause into %s\n", b.bins)
+		env := append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
+		if err := run(ctx, modDir, env, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", filepath.Join(tmp, "kubeadm"), "k8s.io/kubernetes/cmd/kubeadm"); err != nil {
+			return err
+		}
+		if err := run(ctx, tmp, append(env, "GOBIN="+tmp), "go", "install", "-trimpath", "-ldflags=-s -w", kubeRouter); err != nil {
+			return err
+		}
+		if err := run(ctx, filepath.Join(b.src, "coredns"), env, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(tmp, "coredns"), "."); err != nil {
+			return err
+		}
+		return ociimage.GoBuild(ctx, filepath.Join(b.src, "..", "localcluster", "internal", "pause"), ".", filepath.Join(tmp, "pause"))
+	})
+}
+
+func run(ctx context.Context, dir string, env []string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
