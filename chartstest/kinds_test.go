@@ -16,7 +16,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes/scheme"
 )
 
 func defaultScenario(t *testing.T) *rendered {
@@ -232,8 +231,8 @@ func TestServices(t *testing.T) {
 	if grpc.Name != "grpc" || grpc.Port != 9080 || grpc.AppProtocol == nil || *grpc.AppProtocol != "kubernetes.io/h2c" {
 		t.Errorf("headless gRPC port = %+v", grpc)
 	}
-	if lb.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		t.Errorf("external Service type %s, want LoadBalancer", lb.Spec.Type)
+	if lb.Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Errorf("external Service type %s, want ClusterIP", lb.Spec.Type)
 	}
 	ports := map[string]int32{}
 	for _, p := range lb.Spec.Ports {
@@ -319,7 +318,7 @@ func TestNetworkPolicies(t *testing.T) {
 		"kubernetes.io/metadata.name=ingress-nginx": {8080, 9080},
 		"kubernetes.io/metadata.name=api-gateway":   {8080, 9080},
 		"nova.io/service=true":                      {9080},
-		"kubernetes.io/metadata.name=monitoring":    {8080},
+		"kubernetes.io/metadata.name=monitoring":    {9090}, // the metrics port
 		"pods":                                      {9080}, // helm test
 	}
 	for k, w := range want {
@@ -346,7 +345,7 @@ func TestNetworkPolicies(t *testing.T) {
 			egress[string(*p.Protocol)+"/"+p.Port.String()] = true
 		}
 	}
-	for _, w := range []string{"TCP/5432", "UDP/53", "TCP/53", "TCP/6379", "TCP/9092", "TCP/443"} {
+	for _, w := range []string{"TCP/6432", "UDP/53", "TCP/53", "TCP/6379", "TCP/9092", "TCP/443"} { // PgBouncer on 6432
 		if !egress[w] {
 			t.Errorf("full scenario: egress %s not allowed (got %v)", w, egress)
 		}
@@ -534,9 +533,10 @@ func TestFullScenario(t *testing.T) {
 			t.Errorf("ServiceMonitor selector %v matches Service %s: %v (want the headless one only)", sel, svc.GetName(), matches)
 		}
 	}
+	// GitOps renders have no cluster to ask for the CRD: rendered all the same.
 	without := mustRender(t, values(t, s.path), renderOpts{})
-	if len(without.find("ServiceMonitor")) != 0 {
-		t.Error("ServiceMonitor rendered without its CRD")
+	if len(without.find("ServiceMonitor")) != 1 {
+		t.Error("ServiceMonitor not rendered without its CRD")
 	}
 }
 
@@ -544,15 +544,13 @@ func TestFullScenario(t *testing.T) {
 // into its Kubernetes Go type, rejecting unknown or misplaced fields (a typo
 // in a template that the API server would drop or refuse).
 func TestObjectsStrictlyTyped(t *testing.T) {
+	sch := typedScheme(t) // Kubernetes', the Gateway API's and the Prometheus Operator's types
 	for _, s := range scenarios(t) {
 		t.Run(s.name, func(t *testing.T) {
 			r := mustRender(t, values(t, s.path), scenarioOpts(s))
 			for _, o := range r.objs {
 				gvk := o.GroupVersionKind()
-				if gvk.Group == "monitoring.coreos.com" {
-					continue // a CRD: no Go type here
-				}
-				obj, err := scheme.Scheme.New(gvk)
+				obj, err := sch.New(gvk)
 				if err != nil {
 					t.Errorf("%s %s: %v", gvk, o.GetName(), err)
 					continue

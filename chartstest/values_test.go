@@ -19,11 +19,7 @@ const (
 // TestValuesRejected: typos, wrong types, out-of-range numbers and
 // impossible combinations fail the install with a message naming the value.
 func TestValuesRejected(t *testing.T) {
-	tests := []struct {
-		name string
-		sets []string
-		want []string // all must appear in the error
-	}{
+	checkRejected(t, []rejectCase{
 		{"no database", nil, []string{"set database.url", "or database.existingSecret"}},
 		{"typo at top level", []string{dbURL, "replicaCout=3"}, []string{"additional properties 'replicaCout' not allowed"}},
 		{"typo nested", []string{dbURL, "image.tagg=1"}, []string{"/image", "additional properties 'tagg' not allowed"}},
@@ -50,8 +46,21 @@ func TestValuesRejected(t *testing.T) {
 		{"hpa min above max", []string{dbURL, "autoscaling.minReplicas=11"}, []string{"autoscaling.minReplicas=11 must not exceed autoscaling.maxReplicas=10"}},
 		{"both db url and secret", []string{dbURL, "database.existingSecret=db"}, []string{"either database.existingSecret or database.url"}},
 		{"both jwt key and secret", []string{dbURL, "jwt.existingSecret=jwt", "jwt.publicKey=-----BEGIN PUBLIC KEY-----"}, []string{"either jwt.existingSecret or jwt.privateKey/jwt.publicKey"}},
-	}
-	for _, tc := range tests {
+	})
+}
+
+// rejectCase is a render that must fail, and what its error must say.
+type rejectCase struct {
+	name string
+	sets []string
+	want []string // all must appear in the error
+}
+
+// checkRejected renders each case and checks that it fails with every
+// wanted phrase in the message.
+func checkRejected(t *testing.T, cases []rejectCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, values(t, "", tc.sets...), renderOpts{})
 			if err == nil {

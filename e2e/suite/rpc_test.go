@@ -275,8 +275,19 @@ func testRPCs(t *testing.T, e *env) {
 	if code, _ := get("/v1/users/" + missing); code != 404 {
 		t.Errorf("GET /v1/users/missing: %d, want 404", code)
 	}
-	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "grpc_server_handled_total") {
-		t.Errorf("/metrics: %d", code)
+	// /metrics is on the metrics port (METRICS_PORT, 9090) only, not on the REST port.
+	if code, _ := get("/metrics"); code != 404 {
+		t.Errorf("/metrics on 8080: %d, want 404", code)
+	}
+	maddr := portForward(t, e, 9090)
+	if resp, err := http.Get("http://" + maddr + "/metrics"); err != nil {
+		t.Errorf("GET :9090/metrics: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "grpc_server_handled_total") {
+			t.Errorf(":9090/metrics: %d", resp.StatusCode)
+		}
 	}
 }
 

@@ -204,6 +204,9 @@ tolerations:
 {{- if eq (int .Values.ports.http) (int .Values.ports.grpc) }}
 {{- fail (printf "\n\nports.http and ports.grpc are both %d: they must differ." (int .Values.ports.http)) }}
 {{- end }}
+{{- if or (eq (int .Values.ports.metrics) (int .Values.ports.http)) (eq (int .Values.ports.metrics) (int .Values.ports.grpc)) }}
+{{- fail (printf "\n\nports.metrics=%d must differ from ports.http and ports.grpc: /metrics has a port of its own so that exposing REST does not expose it." (int .Values.ports.metrics)) }}
+{{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail (printf "\n\nautoscaling.minReplicas=%d must not exceed autoscaling.maxReplicas=%d." (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- end }}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
@@ -32,6 +33,9 @@ type App struct {
 	grpc   *grpc.Server
 	health *health.Server
 	http   *http.Server
+	// metrics serves /metrics on METRICS_PORT; nil when /metrics is on the
+	// HTTP port.
+	metrics *http.Server
 
 	ready  atomic.Bool
 	reason atomic.Value // string
@@ -76,11 +80,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		RequestTimeout:       cfg.RequestTimeout,
 		Reflection:           cfg.GRPCReflection,
 	}, log)
+	var httpMetrics prometheus.Gatherer = reg
+	if cfg.MetricsAddr() != "" {
+		httpMetrics = nil
+		a.metrics = &http.Server{
+			Handler:           httpserver.Metrics(reg),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		}
+	}
 	a.http = &http.Server{
-		Handler:           httpserver.New(a.Ready, reg, inv),
+		Handler:           httpserver.New(a.Ready, httpMetrics, inv),
 		ReadHeaderTimeout: 5 * time.Second,
-		// Bound slow bodies and slow readers too: 8080 is reachable from
-		// outside the cluster through the LoadBalancer.
+		// Bound slow bodies and slow readers too: 8080 may be reachable from
+		// outside the cluster (a LoadBalancer, an Ingress, a Gateway).
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:  2 * time.Minute,
@@ -199,7 +214,25 @@ func (a *App) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		}
 		defer stopPprof()
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	if a.metrics != nil {
+		// Bound before serving, like the other two ports: a port taken is a
+		// start-up error, not a pod that runs without metrics.
+		ml, err := net.Listen("tcp", a.cfg.MetricsAddr())
+		if err != nil {
+			grpcLis.Close()
+			httpLis.Close()
+			return fmt.Errorf("METRICS_PORT: %w", err)
+		}
+		go func() {
+			if err := a.metrics.Serve(ml); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		// Scraped until the very end, so the drain shows in the metrics too.
+		defer a.metrics.Close()
+		a.log.Info("metrics listening", slog.String("addr", ml.Addr().String()))
+	}
 	go func() { errc <- a.grpc.Serve(grpcLis) }()
 	go func() {
 		if err := a.http.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {

@@ -99,3 +99,37 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		t.Fatalf("public port serves pprof: %d", code)
 	}
 }
+
+// TestMetricsOnOwnPort: with METRICS_PORT set, /metrics is served there and
+// nowhere else, so exposing the HTTP port (REST) outside the cluster does not
+// expose the metrics; the metrics port serves nothing but /metrics.
+func TestMetricsOnOwnPort(t *testing.T) {
+	port, err := testenv.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	e := newEnv(t, nil, map[string]string{"BIND_HOST": "127.0.0.1", "METRICS_PORT": strconv.Itoa(port)})
+	id := e.user(t, "m@example.com", "m")
+	if _, err := e.client.GetUser(context.Background(), &authpb.GetUserRequest{UserId: id}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		url  string
+		code int
+		has  string
+	}{
+		{metricsURL + "/metrics", 200, `grpc_server_handled_total{grpc_code="OK",grpc_method="GetUser",grpc_service="nova.auth_service.AuthService"} 1`},
+		{metricsURL + "/metrics", 200, "nova_auth_db_pool_max_connections 20"},
+		{metricsURL + "/v1/users/" + id, 404, ""},
+		{metricsURL + "/readiness", 404, ""},
+		{e.httpURL + "/metrics", 404, ""},
+		{e.httpURL + "/v1/users/" + id, 200, `"email":"m@example.com"`},
+		{e.httpURL + "/readiness", 200, `"ready"`},
+	} {
+		code, body := httpGet(t, tc.url)
+		if code != tc.code || !strings.Contains(body, tc.has) {
+			t.Errorf("GET %s = %d %.300s; want %d containing %q", tc.url, code, body, tc.code, tc.has)
+		}
+	}
+}

@@ -23,6 +23,8 @@ type Config struct {
 	BindHost string
 	GRPCPort int
 	HTTPPort int
+	// MetricsPort 0 serves /metrics on HTTPPort.
+	MetricsPort int
 
 	GRPCMaxConcurrentStreams uint32
 	GRPCMaxRecvMsgBytes      int
@@ -76,8 +78,16 @@ var Vars = []Var{
 		Help:  "gRPC port (AuthService, grpc.health.v1, reflection).",
 		Parse: func(c *Config, v string) error { return port(&c.GRPCPort, v) }},
 	{Name: "HTTP_PORT", Default: "8080",
-		Help:  "HTTP port (/health, /readiness, /metrics, REST under /v1).",
+		Help:  "HTTP port (/health, /readiness, REST under /v1; /metrics too unless METRICS_PORT is set).",
 		Parse: func(c *Config, v string) error { return port(&c.HTTPPort, v) }},
+	{Name: "METRICS_PORT",
+		Help: "When set, /metrics is served on this port only and no longer on HTTP_PORT, so the REST port can be exposed without the metrics. Empty: /metrics on HTTP_PORT.",
+		Parse: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			return port(&c.MetricsPort, v)
+		}},
 	{Name: "GRPC_MAX_CONCURRENT_STREAMS", Default: "1000",
 		Help: "Concurrent streams allowed per client connection (1..1000000).",
 		Parse: func(c *Config, v string) error {
@@ -206,6 +216,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.GRPCPort == c.HTTPPort {
 		errs = append(errs, fmt.Errorf("GRPC_PORT and HTTP_PORT are both %d: they must differ", c.GRPCPort))
 	}
+	if c.MetricsPort != 0 && (c.MetricsPort == c.GRPCPort || c.MetricsPort == c.HTTPPort) {
+		errs = append(errs, fmt.Errorf("METRICS_PORT=%d: must differ from GRPC_PORT and HTTP_PORT", c.MetricsPort))
+	}
 	if c.JWTPublicKey != "" && c.JWTPublicKeyFile != "" {
 		errs = append(errs, errors.New("JWT_PUBLIC_KEY and JWT_PUBLIC_KEY_FILE are both set: set one"))
 	}
@@ -260,6 +273,15 @@ func (c *Config) GRPCAddr() string { return joinHostPort(c.BindHost, c.GRPCPort)
 
 // HTTPAddr is the HTTP listen address.
 func (c *Config) HTTPAddr() string { return joinHostPort(c.BindHost, c.HTTPPort) }
+
+// MetricsAddr is the metrics listen address, or "" when /metrics is served
+// on the HTTP port.
+func (c *Config) MetricsAddr() string {
+	if c.MetricsPort == 0 {
+		return ""
+	}
+	return joinHostPort(c.BindHost, c.MetricsPort)
+}
 
 func joinHostPort(h string, p int) string {
 	if strings.Contains(h, ":") {

@@ -106,3 +106,26 @@ func TestPEMKeptAsGiven(t *testing.T) {
 		t.Fatalf("public %q, private %q, issuer %q", c.JWTPublicKey, c.JWTPrivateKey, c.JWTIssuer)
 	}
 }
+
+// TestMetricsPort: unset keeps /metrics on HTTP_PORT; set, it must be a port
+// of its own.
+func TestMetricsPort(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.MetricsPort != 0 || c.MetricsAddr() != "" {
+		t.Fatalf("default: port %d addr %q err %v; want /metrics on HTTP_PORT", c.MetricsPort, c.MetricsAddr(), err)
+	}
+	c, err = Load(env(map[string]string{"METRICS_PORT": "9090", "BIND_HOST": "::"}))
+	if err != nil || c.MetricsAddr() != "[::]:9090" {
+		t.Fatalf("METRICS_PORT=9090: addr %q err %v", c.MetricsAddr(), err)
+	}
+	for v, want := range map[string]string{
+		"8080":    `METRICS_PORT=8080: must differ from GRPC_PORT and HTTP_PORT`,
+		"9080":    `METRICS_PORT=9080: must differ from GRPC_PORT and HTTP_PORT`,
+		"0":       `METRICS_PORT="0": must be a whole number from 1 to 65535`,
+		"metrics": `METRICS_PORT="metrics": must be a whole number from 1 to 65535`,
+	} {
+		if _, err := Load(env(map[string]string{"METRICS_PORT": v})); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("METRICS_PORT=%s: err %v, want %q", v, err, want)
+		}
+	}
+}

@@ -29,7 +29,9 @@ type Ready func() (bool, string)
 
 const maxBody = 1 << 20
 
-// New builds the HTTP handler.
+// New builds the HTTP handler. With gather nil it serves no /metrics: the
+// metrics are then on a listener of their own (Metrics), so the REST port can
+// be exposed outside the cluster without them.
 func New(ready Ready, gather prometheus.Gatherer, inv Invoker) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
@@ -48,7 +50,9 @@ func New(ready Ready, gather prometheus.Gatherer, inv Invoker) http.Handler {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		}
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	if gather != nil {
+		mux.Handle("GET /metrics", Metrics(gather))
+	}
 
 	g := gateway{inv: inv}
 	// Every method as POST with the request message as JSON.
@@ -64,6 +68,14 @@ func New(ready Ready, gather prometheus.Gatherer, inv Invoker) http.Handler {
 		q := r.URL.Query()
 		return `{"limit":` + num(q.Get("limit")) + `,"offset":` + num(q.Get("offset")) + `}`
 	}))
+	return mux
+}
+
+// Metrics builds the handler of the metrics listener (METRICS_PORT): GET
+// /metrics and nothing else.
+func Metrics(gather prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	return mux
 }
 
