@@ -57,7 +57,7 @@ func TestConfigMapKeysConsumed(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			r := mustRender(t, values(t, s.path), scenarioOpts(s))
 			var cm corev1.ConfigMap
-			into(t, r.one(t, "ConfigMap", ""), &cm)
+			into(t, r.one(t, "ConfigMap", releaseName), &cm)
 			var keys []string
 			for k := range cm.Data {
 				keys = append(keys, k)

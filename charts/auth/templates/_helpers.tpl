@@ -45,7 +45,9 @@ helm.sh/chart: {{ include "auth.chart" . }}
 {{ include "auth.selectorLabels" . }}
 app.kubernetes.io/version: {{ include "auth.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: nova
+{{- with .Values.partOf }}
+app.kubernetes.io/part-of: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* auth.selectorLabels identify the release; never helm.sh/chart or version. */}}
@@ -83,13 +85,60 @@ app.kubernetes.io/component: server
 {{- default .Chart.AppVersion .Values.image.tag }}
 {{- end }}
 
-{{/* auth.image is repository:tag, or repository@digest when a digest is set. */}}
+{{/*
+auth.image is the image every container of the release runs, as rendered:
+[registry/]repository:tag, or repository[:tag]@digest with a digest (the tag
+only when image.tag is set: it is then informational, the digest pins).
+global.imageRegistry replaces the repository's registry, as a container
+runtime reads it: its first component when that has a "." or ":" or is
+"localhost"; otherwise (docker.io's short form) it is prefixed.
+*/}}
 {{- define "auth.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
-{{- else }}
-{{- printf "%s:%s" .Values.image.repository (include "auth.imageTag" .) }}
+{{- $repo := .Values.image.repository }}
+{{- with (.Values.global | default dict).imageRegistry }}
+{{- $parts := splitn "/" 2 $repo }}
+{{- $first := $parts._0 }}
+{{- if and $parts._1 (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repo = $parts._1 }}
 {{- end }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- with .Values.image.tag }}
+{{- $repo = printf "%s:%s" $repo . }}
+{{- end }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (include "auth.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+auth.imagePullSecrets are imagePullSecrets and global.imagePullSecrets
+together, each a name or {name: …}, without repeats.
+*/}}
+{{- define "auth.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat (.Values.imagePullSecrets | default list) ((.Values.global | default dict).imagePullSecrets | default list) }}
+{{- $n := kindIs "string" . | ternary . (get (kindIs "map" . | ternary . dict) "name") }}
+{{- if and $n (not (has $n $names)) }}
+{{- $names = append $names $n }}
+{{- end }}
+{{- end }}
+{{- range $names }}
+- name: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+auth.podLabels are the service pods' labels: podLabels merged under the
+common labels, and the selector labels last, so a podLabels key that repeats
+one neither renders twice (a duplicate YAML key fails the install) nor moves
+the pods out of their Deployment's selector.
+*/}}
+{{- define "auth.podLabels" -}}
+{{- $labels := merge (include "auth.serverSelectorLabels" . | fromYaml) (include "auth.labels" . | fromYaml) (deepCopy (.Values.podLabels | default dict)) }}
+{{- toYaml $labels }}
 {{- end }}
 
 {{/* auth.secretName is the chart's own Secret. */}}
@@ -180,9 +229,9 @@ auth.podCommon renders the pod-level securityContext and the fields every
 pod of the release shares (the service, the migration Job, the test pod).
 */}}
 {{- define "auth.podCommon" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with (include "auth.imagePullSecrets" . | trim) }}
 imagePullSecrets:
-  {{- toYaml . | nindent 2 }}
+  {{- . | nindent 2 }}
 {{- end }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
@@ -210,16 +259,93 @@ tolerations:
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail (printf "\n\nautoscaling.minReplicas=%d must not exceed autoscaling.maxReplicas=%d." (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- end }}
-{{- if and .Values.podDisruptionBudget.enabled (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
-{{- $min := ternary .Values.autoscaling.minReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
-{{- if and (not (kindIs "string" .Values.podDisruptionBudget.minAvailable)) (ge (int .Values.podDisruptionBudget.minAvailable) $min) }}
-{{- fail (printf "\n\npodDisruptionBudget.minAvailable=%d leaves no pod evictable with %d replicas: lower it, raise the replicas, or set podDisruptionBudget.maxUnavailable." (int .Values.podDisruptionBudget.minAvailable) $min) }}
-{{- end }}
+{{- include "auth.checkDisruptionBudget" . }}
+{{- if and .Values.autoscaling.enabled (not .Values.autoscaling.targetCPUUtilizationPercentage) (not .Values.autoscaling.targetMemoryUtilizationPercentage) }}
+{{- fail "\n\nautoscaling.enabled needs a target: set autoscaling.targetCPUUtilizationPercentage (or targetMemoryUtilizationPercentage)." }}
 {{- end }}
 {{- if and .Values.jwt.existingSecret (or .Values.jwt.privateKey .Values.jwt.publicKey) }}
 {{- fail "\n\nSet either jwt.existingSecret or jwt.privateKey/jwt.publicKey, not both." }}
 {{- end }}
 {{- if and .Values.database.existingSecret .Values.database.url }}
 {{- fail "\n\nSet either database.existingSecret or database.url, not both." }}
+{{- end }}
+{{- end }}
+
+{{/*
+auth.checkDisruptionBudget refuses a PodDisruptionBudget that blocks every
+drain at the fewest replicas the release runs (replicaCount, or the HPA's
+minReplicas): minAvailable that reaches all of them, as a number or as a
+percentage (the disruption controller rounds a percentage of minAvailable
+up), or maxUnavailable 0 / "0%".
+*/}}
+{{- define "auth.checkDisruptionBudget" -}}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if $pdb.enabled }}
+{{- $n := ternary .Values.autoscaling.minReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
+{{- if not (kindIs "invalid" $pdb.maxUnavailable) }}
+{{- if eq (toString $pdb.maxUnavailable | trimSuffix "%" | int) 0 }}
+{{- fail (printf "\n\npodDisruptionBudget.maxUnavailable=%v lets no pod be evicted, so every node drain blocks: use at least 1 (or a percentage above 0%%)." $pdb.maxUnavailable) }}
+{{- end }}
+{{- else if kindIs "string" $pdb.minAvailable }}
+{{- $pct := trimSuffix "%" $pdb.minAvailable | int }}
+{{- $pods := div (add (mul $pct $n) 99) 100 }}
+{{- if ge $pods $n }}
+{{- fail (printf "\n\npodDisruptionBudget.minAvailable=%s of %d replicas rounds up to %d: no pod is evictable, so every node drain blocks. Lower it (at most %d%% with %d replicas), raise the replicas, or set podDisruptionBudget.maxUnavailable." $pdb.minAvailable $n $pods (div (mul (sub $n 1) 100) $n) $n) }}
+{{- end }}
+{{- else if ge (int $pdb.minAvailable) $n }}
+{{- fail (printf "\n\npodDisruptionBudget.minAvailable=%d leaves no pod evictable with %d replicas: lower it, raise the replicas, or set podDisruptionBudget.maxUnavailable." (int $pdb.minAvailable) $n) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The database CA (database.caSecret): a Secret's CA bundle mounted read-only
+and named by PGSSLROOTCERT, which pgx reads like libpq (an sslrootcert in
+the URL wins over it). Used by the service and the migration Job.
+*/}}
+{{- define "auth.databaseCADir" -}}/etc/nova-auth/database-ca{{- end }}
+
+{{- define "auth.databaseCAEnv" -}}
+{{- if .Values.database.caSecret.name }}
+- name: PGSSLROOTCERT
+  value: {{ include "auth.databaseCADir" . }}/ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "auth.databaseCAVolume" -}}
+{{- with .Values.database.caSecret.name }}
+- name: database-ca
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: {{ $.Values.database.caSecret.key }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "auth.databaseCAVolumeMount" -}}
+{{- if .Values.database.caSecret.name }}
+- name: database-ca
+  mountPath: {{ include "auth.databaseCADir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+auth.volumes and auth.volumeMounts are the service pod's volumes and the
+service container's mounts: the chart's own (add new ones here, so the pod
+keeps one volumes list), then extraVolumes / extraVolumeMounts.
+*/}}
+{{- define "auth.volumes" -}}
+{{- include "auth.databaseCAVolume" . }}
+{{- with .Values.extraVolumes }}
+{{ tpl (toYaml .) $ }}
+{{- end }}
+{{- end }}
+
+{{- define "auth.volumeMounts" -}}
+{{- include "auth.databaseCAVolumeMount" . }}
+{{- with .Values.extraVolumeMounts }}
+{{ tpl (toYaml .) $ }}
 {{- end }}
 {{- end }}
