@@ -338,14 +338,14 @@ func testObjects(t *testing.T, e *env) {
 	if err != nil {
 		t.Error(err)
 	} else {
-		if ptr.Deref(hpa.Spec.MinReplicas, 0) != 3 || hpa.Spec.MaxReplicas != 10 || hpa.Spec.ScaleTargetRef.Name != release || len(hpa.Spec.Metrics) != 2 {
+		if ptr.Deref(hpa.Spec.MinReplicas, 0) != 3 || hpa.Spec.MaxReplicas != 10 || hpa.Spec.ScaleTargetRef.Name != release || len(hpa.Spec.Metrics) != 1 {
 			t.Errorf("HPA spec min %v max %d target %s metrics %d", hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas, hpa.Spec.ScaleTargetRef.Name, len(hpa.Spec.Metrics))
 		}
 		for _, m := range hpa.Spec.Metrics {
 			if m.Resource == nil {
 				continue
 			}
-			want := map[corev1.ResourceName]int32{corev1.ResourceCPU: 70, corev1.ResourceMemory: 80}[m.Resource.Name]
+			want := map[corev1.ResourceName]int32{corev1.ResourceCPU: 70}[m.Resource.Name] // memory is opt-in
 			if ptr.Deref(m.Resource.Target.AverageUtilization, 0) != want {
 				t.Errorf("HPA %s target %v, want %d%%", m.Resource.Name, m.Resource.Target.AverageUtilization, want)
 			}
