@@ -12,7 +12,7 @@ E2E_TIMEOUT ?= 45m
 E2E_FLAGS   ?=
 E2E_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: image e2e e2e-kind test-image kind-deps test-kind-engine test-kind-node
+.PHONY: image e2e e2e-kind test-image kind-deps test-kind-engine test-kind-node test-kind-cluster
 
 image: ## Build the service image without Docker: dist/auth-service.tar, ghcr.io/nova-auth/auth-service:<appVersion>, UID 65532
 	cd e2e && go run ./cmd/image --root .. --out $(E2E_IMAGE) --version $(E2E_VERSION)
@@ -36,3 +36,6 @@ test-kind-engine: kind-deps ## Test the private Docker engine (root): privileged
 
 test-kind-node: kind-deps ## Build the kind node image here (cached; cold ~10 min) and boot one node: systemd running, containerd active, images preloaded, host left as found (root)
 	cd e2e && go test -count=1 -timeout 40m -v ./kindnode/
+
+test-kind-cluster: kind-deps ## Create kind-config.yaml's cluster (1 control plane, 2 workers, kube-router) on the private engine: nodes Ready, CNI and CoreDNS up, host left as found (root)
+	cd e2e && go test -count=1 -timeout 40m -v ./kindcluster/

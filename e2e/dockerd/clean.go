@@ -1,6 +1,7 @@
 package dockerd
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -216,4 +217,36 @@ func SnapshotHost(dir string) localcluster.HostState {
 		}
 	}
 	return s
+}
+
+func readSysctls(keys []string) map[string]string {
+	m := map[string]string{}
+	for _, k := range keys {
+		if b, err := os.ReadFile(filepath.Join("/proc/sys", k)); err == nil {
+			m[k] = strings.TrimSpace(string(b))
+		}
+	}
+	return m
+}
+
+// restoreSysctls writes back the values Start recorded where they changed.
+func restoreSysctls(file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	var saved map[string]string
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return err
+	}
+	var errs []error
+	for k, v := range saved {
+		p := filepath.Join("/proc/sys", k)
+		if cur, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(cur)) != v {
+			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+				errs = append(errs, fmt.Errorf("restoring %s: %w", k, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -42,6 +42,12 @@ type Options struct {
 	// CgroupParent is the cgroup (under every v1 hierarchy) the containers
 	// are put in; Stop removes it. Default nova-auth-docker.
 	CgroupParent string
+	// Sysctls are host settings (paths under /proc/sys) the containers may
+	// change: a privileged container shares the host's non-namespaced
+	// sysctls, and a kind node's kubelet sets vm.overcommit_memory,
+	// kernel.panic and others. Start records them; Stop (or the Clean of the
+	// next Start, after a killed run) puts them back.
+	Sysctls []string
 	// Log receives progress lines; dockerd's own output goes to Dir/dockerd.log.
 	Log io.Writer
 }
@@ -130,6 +136,9 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 		}
 	}
 	if err := writeJSON(e2path(o, "created.json"), e.created); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(e2path(o, "sysctls.json"), readSysctls(o.Sysctls)); err != nil {
 		return nil, err
 	}
 	for name, target := range map[string]string{"docker": "/usr/bin/docker", "docker-proxy": "/usr/sbin/docker-proxy"} {
@@ -334,6 +343,9 @@ func Clean(o Options) error {
 		errs = append(errs, err)
 	}
 	if err := removeCgroup(o.CgroupParent); err != nil {
+		errs = append(errs, err)
+	}
+	if err := restoreSysctls(e2path(o, "sysctls.json")); err != nil {
 		errs = append(errs, err)
 	}
 	var created []string
