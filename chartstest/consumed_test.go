@@ -14,10 +14,10 @@ import (
 // elsewhere or leaves at their default, each for a reason.
 var notInConfigMap = map[string]string{
 	"DATABASE_URL":         "secret: in the Secret",
-	"JWT_PRIVATE_KEY":      "secret: in the Secret",
-	"JWT_PUBLIC_KEY":       "in the Secret, as the spec keeps it",
+	"JWT_PRIVATE_KEY":      "never given to the serving pods, which only verify: the key Secret keeps it for token issuers",
+	"JWT_PUBLIC_KEY":       "in the key Secret, as the spec keeps it",
 	"JWT_PUBLIC_KEY_FILE":  "alternative to JWT_PUBLIC_KEY, which the chart sets",
-	"JWT_PRIVATE_KEY_FILE": "alternative to JWT_PRIVATE_KEY, which the chart sets",
+	"JWT_PRIVATE_KEY_FILE": "alternative to JWT_PRIVATE_KEY, which the serving pods never get",
 	"BIND_HOST":            "pods listen on all addresses: the default 0.0.0.0 is right",
 	"PPROF_ADDR":           "a debugging switch, off by default: set it for one rollout with extraEnv and port-forward to it",
 }

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -23,17 +22,21 @@ func defaultScenario(t *testing.T) *rendered {
 	return mustRender(t, values(t, filepath.Join(chartDir, "ci", "default-values.yaml")), renderOpts{})
 }
 
-// TestNineKinds: with only a database URL, the chart renders the spec's nine
-// manifests (two Services, two NetworkPolicies, ServiceAccount + Role +
-// RoleBinding), the migration hook and the test pod, all in nova-auth.
+// TestNineKinds: with only a database URL, the chart renders the spec's
+// manifests (two Services, two NetworkPolicies, a ServiceAccount; the
+// Namespace is opt-in and the service needs no Role), the key Job with its
+// ServiceAccount, Role and RoleBinding, the migration hook and the test pod,
+// all in the release namespace.
 func TestNineKinds(t *testing.T) {
 	r := defaultScenario(t)
 	want := map[string]int{
-		"Namespace": 1, "Service": 2, "Deployment": 1, "ConfigMap": 1,
+		"Service": 2, "Deployment": 1, "ConfigMap": 1,
 		"Secret":        2, // the release's, and the migration hook's
 		"NetworkPolicy": 2, "HorizontalPodAutoscaler": 1,
-		"ServiceAccount": 1, "Role": 1, "RoleBinding": 1, "PodDisruptionBudget": 1,
-		"Job": 1, "Pod": 1,
+		"ServiceAccount": 2,                   // the service's, and the key Job's
+		"Role":           1, "RoleBinding": 1, // the key Job's
+		"PodDisruptionBudget": 1,
+		"Job":                 2, "Pod": 1,
 	}
 	got := map[string]int{}
 	for _, o := range r.objs {
@@ -57,33 +60,6 @@ func TestNineKinds(t *testing.T) {
 		if _, ok := want[k]; !ok {
 			t.Errorf("unexpected kind %s", k)
 		}
-	}
-}
-
-func TestNamespace(t *testing.T) {
-	r := defaultScenario(t)
-	var ns corev1.Namespace
-	into(t, r.one(t, "Namespace", "nova-auth"), &ns)
-	for k, v := range map[string]string{
-		"environment":                        "production",
-		"pod-security.kubernetes.io/enforce": "restricted",
-		"pod-security.kubernetes.io/audit":   "restricted",
-		"pod-security.kubernetes.io/warn":    "restricted",
-	} {
-		if ns.Labels[k] != v {
-			t.Errorf("Namespace label %s=%q, want %q", k, ns.Labels[k], v)
-		}
-	}
-	if ns.Annotations["helm.sh/hook"] != "pre-install" || ns.Annotations["helm.sh/hook-weight"] != "-100" {
-		t.Errorf("Namespace must be the first pre-install hook, got %v", ns.Annotations)
-	}
-
-	// Installed into nova-auth itself (helm install -n nova-auth
-	// --create-namespace), helm makes the namespace: the chart must not.
-	vals := values(t, filepath.Join(chartDir, "ci", "default-values.yaml"))
-	cfgNS := mustRender(t, vals, renderOpts{namespace: "nova-auth"})
-	if n := len(cfgNS.find("Namespace")); n != 0 {
-		t.Errorf("release namespace == namespace.name: %d Namespace objects, want 0", n)
 	}
 }
 
@@ -190,10 +166,13 @@ func TestDeployment(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e.ValueFrom
 	}
-	for _, name := range []string{"DATABASE_URL", "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY"} {
-		if env[name] == nil || env[name].SecretKeyRef == nil || env[name].SecretKeyRef.Name != "nova-auth" {
-			t.Errorf("env %s = %+v, want from Secret nova-auth", name, env[name])
+	for name, secret := range map[string]string{"DATABASE_URL": "nova-auth", "JWT_PUBLIC_KEY": "nova-auth-jwt"} {
+		if env[name] == nil || env[name].SecretKeyRef == nil || env[name].SecretKeyRef.Name != secret {
+			t.Errorf("env %s = %+v, want from Secret %s", name, env[name], secret)
 		}
+	}
+	if _, ok := env["JWT_PRIVATE_KEY"]; ok {
+		t.Error("env JWT_PRIVATE_KEY: the serving pods must not hold the signing key")
 	}
 
 }
@@ -363,48 +342,6 @@ func equalInt32(a, b []int32) bool {
 	return true
 }
 
-func TestRBAC(t *testing.T) {
-	r := defaultScenario(t)
-	var sa corev1.ServiceAccount
-	var role rbacv1.Role
-	var rb rbacv1.RoleBinding
-	into(t, r.one(t, "ServiceAccount", "nova-auth"), &sa)
-	into(t, r.one(t, "Role", "nova-auth"), &role)
-	into(t, r.one(t, "RoleBinding", "nova-auth"), &rb)
-	if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
-		t.Error("ServiceAccount automountServiceAccountToken must be false")
-	}
-	rules := map[string]rbacv1.PolicyRule{}
-	for _, rule := range role.Rules {
-		for _, v := range rule.Verbs {
-			if v != "get" && v != "list" && v != "watch" {
-				t.Errorf("Role grants %s on %v: read-only expected", v, rule.Resources)
-			}
-		}
-		rules[rule.Resources[0]] = rule
-	}
-	if got := rules["configmaps"].ResourceNames; len(got) != 1 || got[0] != "nova-auth" {
-		t.Errorf("configmaps resourceNames = %v", got)
-	}
-	if got := rules["secrets"].ResourceNames; len(got) != 1 || got[0] != "nova-auth" {
-		t.Errorf("secrets resourceNames = %v", got)
-	}
-	if _, ok := rules["pods"]; !ok || len(rules) != 3 {
-		t.Errorf("rules = %v, want configmaps, secrets, pods", role.Rules)
-	}
-	if rb.RoleRef.Name != "nova-auth" || len(rb.Subjects) != 1 || rb.Subjects[0].Name != "nova-auth" || rb.Subjects[0].Namespace != "nova-auth" {
-		t.Errorf("RoleBinding = %+v", rb)
-	}
-
-	ex := mustRender(t, values(t, filepath.Join(chartDir, "ci", "existing-secrets-values.yaml")), renderOpts{})
-	into(t, ex.one(t, "Role", "nova-auth"), &role)
-	for _, rule := range role.Rules {
-		if rule.Resources[0] == "secrets" && strings.Join(rule.ResourceNames, ",") != "nova-auth-db,nova-auth-jwt" {
-			t.Errorf("existing secrets: resourceNames = %v", rule.ResourceNames)
-		}
-	}
-}
-
 // TestMigrationHook: the Job runs `auth-service migrate` before install and
 // upgrade, with what exists at that time (a hook Secret, no ServiceAccount).
 func TestMigrationHook(t *testing.T) {
@@ -478,7 +415,8 @@ func TestMinimalScenario(t *testing.T) {
 			t.Errorf("%s %s in %q, want the release namespace", o.GetKind(), o.GetName(), o.GetNamespace())
 		}
 	}
-	want := map[string]int{"Deployment": 1, "Service": 1, "ConfigMap": 1, "Secret": 1}
+	want := map[string]int{"Deployment": 1, "Service": 1, "ConfigMap": 1, "Secret": 1,
+		"Job": 1, "ServiceAccount": 1, "Role": 1, "RoleBinding": 1} // the key Job
 	if len(got) != len(want) {
 		t.Errorf("kinds = %v, want %v", got, want)
 	}

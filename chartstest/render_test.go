@@ -30,9 +30,9 @@ var update = flag.Bool("update", false, "rewrite golden files and the chart READ
 const (
 	chartDir    = "../charts/auth"
 	releaseName = "nova-auth"
-	// releaseNamespace differs from the chart's namespace.name, as in
-	// `helm install nova-auth charts/auth`, so the Namespace is rendered.
-	releaseNamespace = "default"
+	// releaseNamespace is where the README installs (`helm install -n
+	// nova-auth --create-namespace`); the objects follow it.
+	releaseNamespace = "nova-auth"
 	kubeVersion      = "v1.33.0"
 )
 
@@ -93,7 +93,7 @@ type renderOpts struct {
 // rendered is the output of one `helm template`-like render.
 type rendered struct {
 	manifest string   // the release's own objects, in install order
-	hooks    []string // hook objects (Namespace, migration Job, test pod), by path
+	hooks    []string // hook objects (key Job, migration Job, test pod), by path
 	notes    string
 	objs     []*unstructured.Unstructured
 }

@@ -84,7 +84,7 @@ func TestValuesAccepted(t *testing.T) {
 		{dbURL, "podDisruptionBudget.minAvailable=50%"},
 		{dbURL, "autoscaling.enabled=false", "replicaCount=1", "podDisruptionBudget.enabled=false"},
 		{dbURL, "terminationGracePeriodSeconds=26"},
-		{dbURL, "namespace.name=", "namespace.create=false"},
+		{dbURL, "namespaceOverride=team-a", "namespace.create=true"},
 		{dbURL, "fullnameOverride=" + long63},
 	} {
 		if _, err := render(t, values(t, "", sets...), renderOpts{}); err != nil {
@@ -184,7 +184,7 @@ func TestSchemaMatchesValues(t *testing.T) {
 func freeForm(k string) bool {
 	for _, p := range []string{"strategy.", "resources.", "livenessProbe.", "readinessProbe.", "startupProbe.",
 		"podSecurityContext.", "securityContext.", "autoscaling.behavior.", "migration.resources.", "tests.resources.",
-		"namespace.labels.", "affinity."} {
+		"namespace.labels.", "affinity.", "jwt.generate.resources."} {
 		if strings.HasPrefix(k, p) {
 			return true
 		}

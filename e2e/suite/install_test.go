@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 )
@@ -27,24 +28,60 @@ import (
 const noDatabaseMessage = "nova-auth needs a PostgreSQL database: set database.url"
 
 func testInstallWithoutDatabase(t *testing.T, e *env) {
-	opts := &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", e.c.Kubeconfig, releaseNS), Logger: logger.Discard}
-	// (A cluster reused from `make cluster-up` may keep the namespace of an
-	// earlier run: the chart leaves it on uninstall.)
-	_, nsErr := e.c.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
-	nsBefore := nsErr == nil
-	out, err := e.helm(t, opts, "install", "nova-auth-nodb", e.chart)
+	const nodbNS = "nova-auth-nodb"
+	opts := &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", e.c.Kubeconfig, nodbNS), Logger: logger.Discard}
+	e.c.Client.CoreV1().Namespaces().Delete(context.Background(), nodbNS, metav1.DeleteOptions{}) //nolint:errcheck // a run's leftover
+	out, err := e.helm(t, opts, "install", "nova-auth-nodb", e.chart, "--create-namespace")
 	if err == nil {
 		t.Fatalf("install without a database succeeded:\n%s", out)
 	}
 	if !strings.Contains(out, noDatabaseMessage) {
 		t.Fatalf("install without a database failed without the chart's message %q:\n%s", noDatabaseMessage, out)
 	}
-	// Nothing was created: no release, and not even the Namespace hook.
+	// Nothing was created: no release, and not even the namespace
+	// (--create-namespace acts only once the chart has rendered).
 	if _, err := e.helm(t, opts, "status", "nova-auth-nodb"); err == nil {
 		t.Error("a release nova-auth-nodb exists after the failed install")
 	}
-	if _, err := e.c.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{}); !nsBefore && !apierrors.IsNotFound(err) {
-		t.Errorf("namespace %s exists after the failed install (err %v)", ns, err)
+	if n, err := e.c.Client.CoreV1().Namespaces().Get(context.Background(), nodbNS, metav1.GetOptions{}); err == nil && n.DeletionTimestamp == nil {
+		t.Errorf("namespace %s exists after the failed install", nodbNS)
+	}
+}
+
+// createNamespace makes the release namespace from the chart's own opt-in
+// Namespace (namespace.create: Pod Security "restricted", the environment
+// label), rendered without a cluster as a GitOps tool would, so that its
+// labels hold before the first pod; then `helm install --create-namespace`
+// finds it.
+func createNamespace(t *testing.T, e *env) {
+	t.Helper()
+	ctx := context.Background()
+	v, err := e.c.Client.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := helm.RunHelmCommandAndGetStdOutE(t, e.helmOptions(nil), "template", release, e.chart, "-f", e.values,
+		"--set", "namespace.create=true", "--show-only", "templates/namespace.yaml", "--kube-version", v.GitVersion)
+	if err != nil {
+		t.Fatalf("helm template --show-only templates/namespace.yaml: %v\n%s", err, out)
+	}
+	var want corev1.Namespace
+	if err := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096).Decode(&want); err != nil || want.Kind != "Namespace" || want.Name != ns {
+		t.Fatalf("the chart's Namespace: %v\n%s", err, out)
+	}
+	nss := e.c.Client.CoreV1().Namespaces()
+	if _, err := nss.Create(ctx, &want, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		cur, err := nss.Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur.Labels, cur.Annotations = want.Labels, want.Annotations
+		_, err = nss.Update(ctx, cur, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -120,10 +157,11 @@ func testInstall(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	createNamespace(t, e)
 	st := time.Now()
 	// No --wait: the pods are waited for below, with their own timing
 	// report. Hooks are waited for by helm.
-	if out, err := e.helm(t, e.helmOptions(nil), "install", release, e.chart, "--timeout", "5m"); err != nil {
+	if out, err := e.helm(t, e.helmOptions(nil), "install", release, e.chart, "--create-namespace", "--timeout", "5m"); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 	t.Logf("helm install (with the migration hook) took %s", time.Since(st).Round(100*time.Millisecond))
@@ -152,10 +190,19 @@ func testInstall(t *testing.T, e *env) {
 		t.Logf("migration Job %s completed %s before the first service pod %s was created",
 			order.jobName, order.firstPod.Sub(order.jobComplete).Round(time.Millisecond), order.firstPodName)
 	}
-	// The hook Job and its Secret are gone once they succeeded.
-	jobs, _ := e.c.Client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=migrate"})
-	if jobs != nil && len(jobs.Items) > 0 {
-		t.Errorf("the succeeded migration Job was kept: %s", jobs.Items[0].Name)
+	// The hook Jobs and what they brought are gone once they succeeded:
+	// the migration Job and its Secret, the key Job and its RBAC.
+	for _, c := range []string{"migrate", "jwt-key"} {
+		jobs, _ := e.c.Client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=" + c})
+		if jobs != nil && len(jobs.Items) > 0 {
+			t.Errorf("the succeeded %s Job was kept: %s", c, jobs.Items[0].Name)
+		}
+	}
+	if _, err := e.c.Client.RbacV1().Roles(ns).Get(ctx, release+"-jwt-key", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the key Job's Role is still there once it ran (err %v)", err)
+	}
+	if _, err := e.c.Client.CoreV1().ServiceAccounts(ns).Get(ctx, release+"-jwt-key", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the key Job's ServiceAccount is still there once it ran (err %v)", err)
 	}
 }
 
@@ -305,7 +352,8 @@ func testObjects(t *testing.T, e *env) {
 			}
 		}
 	}
-	// 5 Secret.
+	// 5 Secrets: the chart's (the database URL, no key), and the key
+	// Secret the key Job made: a pair, not an object of the release.
 	s, err := cl.CoreV1().Secrets(ns).Get(ctx, release, metav1.GetOptions{})
 	if err != nil {
 		t.Error(err)
@@ -313,8 +361,16 @@ func testObjects(t *testing.T, e *env) {
 		if string(s.Data["DATABASE_URL"]) != e.c.DatabaseURL {
 			t.Error("Secret DATABASE_URL is not the database.url given")
 		}
-		if !strings.Contains(string(s.Data["JWT_PRIVATE_KEY"]), "PRIVATE KEY") {
-			t.Error("Secret JWT_PRIVATE_KEY holds no generated PEM key")
+		if _, ok := s.Data["JWT_PRIVATE_KEY"]; ok {
+			t.Errorf("Secret %s holds JWT_PRIVATE_KEY: the generated key belongs in %s", release, keySecret)
+		}
+	}
+	if k, err := cl.CoreV1().Secrets(ns).Get(ctx, keySecret, metav1.GetOptions{}); err != nil {
+		t.Errorf("the key Job's Secret: %v", err)
+	} else {
+		checkKeyPair(t, k.Data)
+		if k.Labels["app.kubernetes.io/instance"] != "" || k.Annotations["meta.helm.sh/release-name"] != "" {
+			t.Errorf("Secret %s is labelled as the release's (%v %v): helm or Argo CD would delete it", keySecret, k.Labels, k.Annotations)
 		}
 	}
 	// 6 NetworkPolicies.
@@ -351,14 +407,14 @@ func testObjects(t *testing.T, e *env) {
 			}
 		}
 	}
-	// 8 ServiceAccount, Role, RoleBinding (what the Role allows: testRBAC).
+	// 8 ServiceAccount, without a token and without a Role (what it may
+	// do, nothing: testRBAC).
 	sa, err := cl.CoreV1().ServiceAccounts(ns).Get(ctx, release, metav1.GetOptions{})
 	if err != nil || ptr.Deref(sa.AutomountServiceAccountToken, true) {
 		t.Errorf("ServiceAccount %s: automountServiceAccountToken %v, err %v", release, sa.GetName(), err)
 	}
-	rb, err := cl.RbacV1().RoleBindings(ns).Get(ctx, release, metav1.GetOptions{})
-	if err != nil || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != release || len(rb.Subjects) != 1 || rb.Subjects[0].Name != release {
-		t.Errorf("RoleBinding %s: %+v %+v, err %v", release, rb.RoleRef, rb.Subjects, err)
+	if rbs, err := cl.RbacV1().RoleBindings(ns).List(ctx, sel); err != nil || len(rbs.Items) > 0 {
+		t.Errorf("the release made RoleBindings (%v): the service calls no API", err)
 	}
 	if crbs, err := cl.RbacV1().ClusterRoleBindings().List(ctx, sel); err == nil && len(crbs.Items) > 0 {
 		t.Errorf("the release made ClusterRoleBindings: %s", crbs.Items[0].Name)
@@ -375,6 +431,7 @@ func testObjects(t *testing.T, e *env) {
 	nodes := map[string]bool{}
 	for _, p := range readyServerPods(t, e) {
 		nodes[p.Spec.NodeName] = true
+		checkNoPrivateKey(t, &p)
 		for _, v := range p.Spec.Volumes {
 			if v.Projected != nil {
 				t.Errorf("pod %s mounts a projected (token) volume %s", p.Name, v.Name)
@@ -443,7 +500,8 @@ func portByName(ports []corev1.ServicePort, name string) *corev1.ServicePort {
 }
 
 // testRBAC asks the API server (SubjectAccessReview) what the service's
-// ServiceAccount may do: what its Role grants, and nothing more.
+// ServiceAccount may do: nothing, since the service calls no API. Above all
+// it cannot read the key Secret, whose private key mints tokens.
 func testRBAC(t *testing.T, e *env) {
 	user := "system:serviceaccount:" + ns + ":" + release
 	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
@@ -451,12 +509,13 @@ func testRBAC(t *testing.T, e *env) {
 		verb, group, resource, sub, name, namespace string
 		allowed                                     bool
 	}{
-		{"get", "", "configmaps", "", release, ns, true},
-		{"get", "", "secrets", "", release, ns, true},
-		{"get", "", "pods", "", "", ns, true},
-		{"list", "", "pods", "", "", ns, true},
-		{"watch", "", "pods", "", "", ns, true},
-		// Nothing more.
+		{"get", "", "secrets", "", keySecret, ns, false},
+		{"get", "", "secrets", "", release, ns, false},
+		{"get", "", "configmaps", "", release, ns, false},
+		{"get", "", "pods", "", "", ns, false},
+		{"list", "", "pods", "", "", ns, false},
+		{"watch", "", "pods", "", "", ns, false},
+		{"create", "", "secrets", "", "", ns, false},
 		{"get", "", "configmaps", "", "other", ns, false},
 		{"list", "", "configmaps", "", "", ns, false},
 		{"get", "", "secrets", "", "other", ns, false},
@@ -496,8 +555,9 @@ func testRBAC(t *testing.T, e *env) {
 }
 
 // testUninstall: `helm uninstall` leaves no object of the release. The
-// Namespace stays by design (a hook: deleting it would delete whatever else
-// lives there).
+// namespace stays (helm never deletes one: it would delete whatever else
+// lives there), and so does the key Secret, which is not the release's: a
+// re-install keeps verifying the tokens issued before.
 func testUninstall(t *testing.T, e *env) {
 	if out, err := e.helm(t, e.helmOptions(nil), "uninstall", release, "--wait", "--timeout", "3m"); err != nil {
 		t.Fatalf("helm uninstall: %v\n%s", err, out)
@@ -564,5 +624,10 @@ func testUninstall(t *testing.T, e *env) {
 	}
 	if out, err := e.helm(t, e.helmOptions(nil), "status", release); err == nil {
 		t.Errorf("helm still knows the release:\n%s", out)
+	}
+	if k, err := cl.CoreV1().Secrets(ns).Get(ctx, keySecret, metav1.GetOptions{}); err != nil {
+		t.Errorf("the key Secret %s did not survive the uninstall: %v", keySecret, err)
+	} else {
+		checkKeyPair(t, k.Data)
 	}
 }

@@ -43,13 +43,22 @@ func portForward(t *testing.T, e *env, port int) string {
 }
 
 // hostEnv is the environment for auth-service commands run on the host:
-// the database as the host reaches it and the signing key from the
-// release's Secret.
+// the database as the host reaches it and the signing key from the key
+// Secret, as a token issuer takes it (no pod of the release has it).
 func hostEnv(t *testing.T, e *env) []string {
 	t.Helper()
-	s, err := e.c.Client.CoreV1().Secrets(ns).Get(context.Background(), release, metav1.GetOptions{})
+	return hostEnvFrom(t, e, keySecret)
+}
+
+// hostEnvFrom is hostEnv with the private key of Secret secret.
+func hostEnvFrom(t *testing.T, e *env, secret string) []string {
+	t.Helper()
+	s, err := e.c.Client.CoreV1().Secrets(ns).Get(context.Background(), secret, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(s.Data["JWT_PRIVATE_KEY"]) == 0 {
+		t.Fatalf("Secret %s/%s holds no JWT_PRIVATE_KEY", ns, secret)
 	}
 	return []string{"DATABASE_URL=" + e.c.HostDatabaseURL, "JWT_PRIVATE_KEY=" + string(s.Data["JWT_PRIVATE_KEY"]), "LOG_LEVEL=warn"}
 }

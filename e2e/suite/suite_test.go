@@ -24,9 +24,15 @@ import (
 )
 
 const (
-	release   = "nova-auth"
-	ns        = "nova-auth" // the chart's namespace.name
-	releaseNS = "default"   // where helm keeps the release
+	release = "nova-auth"
+	// ns is the release namespace, where every object goes: the suite
+	// installs as the README says, `helm install -n nova-auth --create-namespace`.
+	ns = "nova-auth"
+	// previousNS is where the previous chart release was installed with
+	// its defaults (`helm install` without -n); its objects went to ns.
+	previousNS = "default"
+	// keySecret is the Secret the chart's key Job makes: the JWT key pair.
+	keySecret = release + "-jwt"
 	// serverSelector picks the service pods (not the migration Job or the test pod).
 	serverSelector = "app.kubernetes.io/instance=nova-auth,app.kubernetes.io/component=server"
 	// loadtestRef is the load test's own image, for runs inside the cluster.
@@ -46,7 +52,7 @@ type env struct {
 
 func (e *env) helmOptions(set map[string]string) *helm.Options {
 	return &helm.Options{
-		KubectlOptions: k8s.NewKubectlOptions("", e.c.Kubeconfig, releaseNS),
+		KubectlOptions: k8s.NewKubectlOptions("", e.c.Kubeconfig, ns),
 		ValuesFiles:    []string{e.values},
 		SetValues:      set,
 		Logger:         logger.Terratest,
@@ -134,6 +140,7 @@ func TestE2E(t *testing.T) {
 		{"pdb_eviction", testEviction, false},
 		{"rollback", testRollback, false},
 		{"uninstall", testUninstall, false},
+		{"upgrade_from_previous_release", testUpgradeFromPrevious, false},
 	}
 	for _, s := range steps {
 		st := time.Now()
@@ -232,9 +239,12 @@ func setup(t *testing.T, ctx context.Context, p Provider) *env {
 		}
 		t.Logf("loaded %s in %s", filepath.Base(tar), time.Since(st).Round(100*time.Millisecond))
 	}
-	// A reused cluster may hold a release an interrupted run left.
-	e.helm(t, &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", c.Kubeconfig, releaseNS), Logger: logger.Discard}, //nolint:errcheck
-		"uninstall", release, "--ignore-not-found", "--wait", "--timeout", "2m")
+	// A reused cluster may hold a release an interrupted run left, of this
+	// chart or of the previous one.
+	for _, n := range []string{ns, previousNS} {
+		e.helm(t, &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", c.Kubeconfig, n), Logger: logger.Discard}, //nolint:errcheck
+			"uninstall", release, "--ignore-not-found", "--wait", "--timeout", "2m")
+	}
 	e.values = filepath.Join(out, "values-database.yaml")
 	if err := os.WriteFile(e.values, []byte(fmt.Sprintf("database:\n  url: %q\n", c.DatabaseURL)), 0o600); err != nil {
 		t.Fatal(err)
@@ -282,7 +292,7 @@ func diagnostics(e *env) {
 	dir := filepath.Join(e.out, "diagnostics")
 	os.MkdirAll(dir, 0o755) //nolint:errcheck
 	var b strings.Builder
-	for _, n := range []string{ns, clientNS, outsiderNS, releaseNS} {
+	for _, n := range []string{ns, clientNS, outsiderNS, previousNS} {
 		pods, err := e.c.Client.CoreV1().Pods(n).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			continue

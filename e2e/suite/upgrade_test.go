@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gruntwork-io/terratest/modules/helm"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -157,17 +158,42 @@ func testRollingUpgrade(t *testing.T, e *env) {
 	keyBefore := env[1]
 	id := createUser(t, e, env, "e2e-upgrade-"+fmt.Sprint(time.Now().UnixNano())+"@nova.test")
 	token := issueToken(t, e, env, id)
-	before := serverPodHashes(t, e)
 
-	// The load runs inside the cluster (the load test's own image), against
-	// the Service by DNS, from a Nova service namespace: a port-forward
-	// would end with the one pod it is bound to.
+	upgradeUnderLoad(t, e, loadDataset(t, e, 300), "rolling-upgrade",
+		e.helmOptions(map[string]string{"requestTimeout": "6s"}), "upgrade", release, e.chart, "--timeout", "5m")
+
+	// The generated key survived the upgrade, and so does the token.
+	if hostEnv(t, e)[1] != keyBefore {
+		t.Error("helm upgrade replaced the generated JWT private key")
+	}
+	c := authClient(t, portForward(t, e, 9080))
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := c.VerifyToken(cctx, &authpb.VerifyTokenRequest{Token: token})
+	if err != nil || !v.GetValid() || v.GetUserId() != id {
+		t.Errorf("a token issued before the upgrade does not verify after it: %v %v", v, err)
+	}
+	cm, err := e.c.Client.CoreV1().ConfigMaps(ns).Get(ctx, release, metav1.GetOptions{})
+	if err != nil || cm.Data["REQUEST_TIMEOUT"] != "6s" {
+		t.Errorf("ConfigMap REQUEST_TIMEOUT after the upgrade: %q %v", cm.Data["REQUEST_TIMEOUT"], err)
+	}
+}
+
+// upgradeUnderLoad runs helm (an upgrade: args) while the load test, from
+// its own image in a Nova service namespace, calls the Service by DNS with
+// the data set: a port-forward would end with the one pod it is bound to.
+// It waits until a new ReplicaSet of 3 pods has replaced every old pod and
+// fails on any failed call; the load test's log goes to e.out/dir.
+func upgradeUnderLoad(t *testing.T, e *env, dataset []byte, dir string, opts *helm.Options, args ...string) {
+	t.Helper()
+	ctx := context.Background()
+	before := serverPodHashes(t, e)
 	ensureNamespace(t, e, clientNS, map[string]string{"nova.io/service": "true"})
 	cms := e.c.Client.CoreV1().ConfigMaps(clientNS)
 	cms.Delete(ctx, "loadtest-data", metav1.DeleteOptions{}) //nolint:errcheck
 	if _, err := cms.Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "loadtest-data"},
-		Data:       map[string]string{"data.json": string(loadDataset(t, e, 300))},
+		Data:       map[string]string{"data.json": string(dataset)},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -204,9 +230,9 @@ func testRollingUpgrade(t *testing.T, e *env) {
 	time.Sleep(8 * time.Second)
 
 	st := time.Now()
-	out, err := e.helm(t, e.helmOptions(map[string]string{"requestTimeout": "6s"}), "upgrade", release, e.chart, "--timeout", "5m")
+	out, err := e.helm(t, opts, args...)
 	if err != nil {
-		t.Fatalf("helm upgrade: %v\n%s", err, out)
+		t.Fatalf("helm %s: %v\n%s", args[0], err, out)
 	}
 	if err := waitDeploymentReady(ctx, e.c.Client, ns, release, 3, 4*time.Minute); err != nil {
 		t.Fatal(err)
@@ -223,7 +249,7 @@ func testRollingUpgrade(t *testing.T, e *env) {
 		return true, nil
 	})
 	rolled := time.Since(loadStart)
-	t.Logf("helm upgrade and rollout (old pods gone) took %s", time.Since(st).Round(100*time.Millisecond))
+	t.Logf("helm %s and rollout (old pods gone) took %s", args[0], time.Since(st).Round(100*time.Millisecond))
 	oldHashes, newHashes := map[string]bool{}, map[string]bool{}
 	for _, h := range before {
 		oldHashes[h] = true
@@ -242,27 +268,11 @@ func testRollingUpgrade(t *testing.T, e *env) {
 	}
 
 	phase, lg := waitPod(t, e, clientNS, p.Name, loadFor+2*time.Minute)
-	os.MkdirAll(filepath.Join(e.out, "rolling-upgrade"), 0o755)                              //nolint:errcheck
-	os.WriteFile(filepath.Join(e.out, "rolling-upgrade", "loadtest.log"), []byte(lg), 0o644) //nolint:errcheck
+	os.MkdirAll(filepath.Join(e.out, dir), 0o755)                              //nolint:errcheck
+	os.WriteFile(filepath.Join(e.out, dir, "loadtest.log"), []byte(lg), 0o644) //nolint:errcheck
 	t.Logf("load test during the upgrade:\n%s", lg)
 	if phase != corev1.PodSucceeded || !strings.Contains(lg, "PASS") {
-		t.Errorf("calls failed during the rolling upgrade (load test pod %s); see %s", phase, filepath.Join(e.out, "rolling-upgrade"))
-	}
-
-	// The generated key survived the upgrade, and so does the token.
-	if hostEnv(t, e)[1] != keyBefore {
-		t.Error("helm upgrade replaced the generated JWT private key")
-	}
-	c := authClient(t, portForward(t, e, 9080))
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	v, err := c.VerifyToken(cctx, &authpb.VerifyTokenRequest{Token: token})
-	if err != nil || !v.GetValid() || v.GetUserId() != id {
-		t.Errorf("a token issued before the upgrade does not verify after it: %v %v", v, err)
-	}
-	cm, err := e.c.Client.CoreV1().ConfigMaps(ns).Get(ctx, release, metav1.GetOptions{})
-	if err != nil || cm.Data["REQUEST_TIMEOUT"] != "6s" {
-		t.Errorf("ConfigMap REQUEST_TIMEOUT after the upgrade: %q %v", cm.Data["REQUEST_TIMEOUT"], err)
+		t.Errorf("calls failed during the upgrade (load test pod %s); see %s", phase, filepath.Join(e.out, dir))
 	}
 }
 

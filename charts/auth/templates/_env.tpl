@@ -1,8 +1,10 @@
 {{/*
 auth.secretEnv renders the env entries read from Secrets: DATABASE_URL from
-the chart's Secret or database.existingSecret; the JWT keys from the chart's
-Secret or jwt.existingSecret, optional because a verify-only deployment has
-no private key and a generated pair has no public key (the service derives it).
+the chart's Secret or database.existingSecret, and JWT_PUBLIC_KEY from the
+key Secret (auth.jwtSecret). Never the private key: VerifyToken needs only
+the public one, and a pod that holds the private key can mint tokens for
+anyone. The public key is required, so a Secret without it stops the pod
+with a message naming the Secret and the key.
 */}}
 {{- define "auth.secretEnv" -}}
 {{- $db := split "/" (include "auth.databaseSecret" .) }}
@@ -11,26 +13,12 @@ no private key and a generated pair has no public key (the service derives it).
     secretKeyRef:
       name: {{ $db._0 }}
       key: {{ $db._1 }}
-{{- $jwtSecret := include "auth.secretName" . }}
-{{- $privKey := "JWT_PRIVATE_KEY" }}
-{{- $pubKey := "JWT_PUBLIC_KEY" }}
-{{- if .Values.jwt.existingSecret }}
-{{- $jwtSecret = .Values.jwt.existingSecret }}
-{{- $privKey = .Values.jwt.existingSecretPrivateKeyKey }}
-{{- $pubKey = .Values.jwt.existingSecretPublicKeyKey }}
-{{- end }}
-- name: JWT_PRIVATE_KEY
-  valueFrom:
-    secretKeyRef:
-      name: {{ $jwtSecret }}
-      key: {{ $privKey }}
-      optional: true
+{{- $jwt := split "/" (include "auth.jwtSecret" .) }}
 - name: JWT_PUBLIC_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ $jwtSecret }}
-      key: {{ $pubKey }}
-      optional: true
+      name: {{ $jwt._0 }}
+      key: {{ $jwt._2 }}
 {{- end }}
 
 {{/* auth.affinity is .Values.affinity, or the anti-affinity and backend-tier preferences. */}}

@@ -75,9 +75,12 @@ app.kubernetes.io/component: server
 {{- end }}
 {{- end }}
 
-{{/* auth.namespace is where every namespaced object goes. */}}
+{{/*
+auth.namespace is where every namespaced object goes: the release namespace
+(`helm install -n`), or namespaceOverride.
+*/}}
 {{- define "auth.namespace" -}}
-{{- default .Release.Namespace .Values.namespace.name }}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* auth.imageTag is image.tag or the chart's appVersion. */}}
@@ -160,48 +163,36 @@ fails the render at once, naming the values to set, when there is none.
 {{- end }}
 {{- end }}
 
-{{/* auth.jwtFromExistingSecret is "true" when the key pair comes from jwt.existingSecret. */}}
-{{- define "auth.jwtFromExistingSecret" -}}
-{{- if .Values.jwt.existingSecret }}true{{ end }}
+{{/*
+auth.jwtGenerated is "true" when no key is given (jwt.existingSecret,
+jwt.privateKey, jwt.publicKey): the key Job then makes the key Secret.
+*/}}
+{{- define "auth.jwtGenerated" -}}
+{{- if not (or .Values.jwt.existingSecret .Values.jwt.privateKey .Values.jwt.publicKey) }}true{{ end }}
 {{- end }}
 
 {{/*
-auth.jwtKeys returns the key pair the chart's Secret holds, as YAML
-{privateKey, publicKey} of base64 strings (empty when absent):
-  - jwt.privateKey / jwt.publicKey when given;
-  - else the private key already in the release's Secret (lookup), so
-    `helm upgrade` never invalidates issued tokens;
-  - else a new private key (sprig genPrivateKey). Templates cannot derive a
-    public key, so the service derives it from the private key when
-    JWT_PUBLIC_KEY is empty.
-The result is memoised in .Values so the Secret and its checksum annotation
-see the same generated key within one render.
+auth.jwtSecret is the Secret with the key pair and its two keys, as
+"name/privateKeyKey/publicKeyKey": jwt.existingSecret; the chart's Secret
+for keys given as values; else <fullname>-jwt, which the key Job creates
+once and no render ever contains (so no render can replace the key).
 */}}
-{{- define "auth.jwtKeys" -}}
-{{- if not (hasKey .Values "__authJwtKeys") }}
-{{- $keys := dict "privateKey" "" "publicKey" "" "generated" false }}
-{{- if or .Values.jwt.privateKey .Values.jwt.publicKey }}
-{{- $_ := set $keys "privateKey" (.Values.jwt.privateKey | b64enc) }}
-{{- $_ := set $keys "publicKey" (.Values.jwt.publicKey | b64enc) }}
+{{- define "auth.jwtSecret" -}}
+{{- if .Values.jwt.existingSecret }}
+{{- printf "%s/%s/%s" .Values.jwt.existingSecret .Values.jwt.existingSecretPrivateKeyKey .Values.jwt.existingSecretPublicKeyKey }}
+{{- else if include "auth.jwtGenerated" . }}
+{{- printf "%s/JWT_PRIVATE_KEY/JWT_PUBLIC_KEY" (include "auth.fullnameWith" (list . "jwt")) }}
 {{- else }}
-{{- $existing := lookup "v1" "Secret" (include "auth.namespace" .) (include "auth.secretName" .) }}
-{{- $data := dig "data" dict ($existing | default dict) }}
-{{- if (get $data "JWT_PRIVATE_KEY") }}
-{{- $_ := set $keys "privateKey" (get $data "JWT_PRIVATE_KEY") }}
-{{- $_ := set $keys "publicKey" ((get $data "JWT_PUBLIC_KEY") | default "") }}
-{{- else }}
-{{- $_ := set $keys "privateKey" (genPrivateKey .Values.jwt.generate.keyType | b64enc) }}
-{{- $_ := set $keys "generated" true }}
+{{- printf "%s/JWT_PRIVATE_KEY/JWT_PUBLIC_KEY" (include "auth.secretName" .) }}
 {{- end }}
-{{- end }}
-{{- $_ := set .Values "__authJwtKeys" $keys }}
-{{- end }}
-{{- toYaml (get .Values "__authJwtKeys") }}
 {{- end }}
 
-{{/* auth.secretEnabled is "true" when the chart renders its own Secret. */}}
+{{/*
+auth.secretEnabled is "true" when the chart renders its own Secret: for
+database.url, or for a key pair given as values.
+*/}}
 {{- define "auth.secretEnabled" -}}
-{{- if or (not .Values.database.existingSecret) (not .Values.jwt.existingSecret) }}true{{ end }}
+{{- if or (not .Values.database.existingSecret) .Values.jwt.privateKey .Values.jwt.publicKey }}true{{ end }}
 {{- end }}
 
 {{/* auth.seconds renders whole seconds as a Go duration ("5s"). */}}
@@ -265,6 +256,9 @@ tolerations:
 {{- end }}
 {{- if and .Values.jwt.existingSecret (or .Values.jwt.privateKey .Values.jwt.publicKey) }}
 {{- fail "\n\nSet either jwt.existingSecret or jwt.privateKey/jwt.publicKey, not both." }}
+{{- end }}
+{{- if and .Values.jwt.privateKey (not .Values.jwt.publicKey) }}
+{{- fail "\n\njwt.privateKey is set without jwt.publicKey: the serving pods get only the public key, and a template cannot derive it.\nSet jwt.publicKey too (openssl pkey -in private.pem -pubout), or drop both and let the chart's key Job make the pair." }}
 {{- end }}
 {{- if and .Values.database.existingSecret .Values.database.url }}
 {{- fail "\n\nSet either database.existingSecret or database.url, not both." }}

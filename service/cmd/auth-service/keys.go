@@ -8,8 +8,12 @@ import (
 	"github.com/nova-auth/nova-auth/internal/tokens"
 )
 
-// keysCmd generates an Ed25519 key pair, to stdout or into a directory.
-func keysCmd(_ context.Context, args []string, s stdio) error {
+// keysCmd generates an Ed25519 key pair, to stdout or into a directory, or
+// with "ensure" makes the chart's key Secret (keysensure.go).
+func keysCmd(ctx context.Context, args []string, s stdio) error {
+	if len(args) > 0 && args[0] == "ensure" {
+		return keysEnsure(ctx, args, s)
+	}
 	fs, args, err := s.subcommand(args, "keys generate [--out-dir D]")
 	if err != nil {
 		return err

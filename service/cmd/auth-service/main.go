@@ -31,6 +31,9 @@ Usage:
   auth-service tokens issue --user ID [--ttl 15m]
                                             print a JWT signed with JWT_PRIVATE_KEY
   auth-service keys generate [--out-dir D]  make an Ed25519 key pair (PEM)
+  auth-service keys ensure --secret S [--adopt S] [--type ed25519|ecdsa|rsa]
+                                            in a Kubernetes pod: create the key pair Secret S
+                                            unless it exists (the chart's key Job)
   auth-service healthcheck [--addr H:P] [--service S] [--timeout 3s]
                                             gRPC health probe (default 127.0.0.1:GRPC_PORT);
                                             exit 0 when SERVING
