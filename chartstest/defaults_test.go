@@ -136,7 +136,8 @@ func TestNotesShowDeployedImage(t *testing.T) {
 
 // TestNeutralPlatformDefaults: the platform's own conventions are values
 // now, off by default: no app.kubernetes.io/part-of label, no preference for
-// nodes labelled tier=backend; each comes back when asked for.
+// nodes labelled tier=backend, no environment label on the Namespace; each
+// comes back when asked for.
 func TestNeutralPlatformDefaults(t *testing.T) {
 	r, d := deployment(t, values(t, "", dbURL))
 	for _, o := range r.objs {
@@ -146,6 +147,10 @@ func TestNeutralPlatformDefaults(t *testing.T) {
 	}
 	if a := d.Spec.Template.Spec.Affinity; a != nil && a.NodeAffinity != nil {
 		t.Errorf("node affinity by default: %+v", a.NodeAffinity)
+	}
+	ns := mustRender(t, values(t, "", dbURL, "namespace.create=true"), renderOpts{}).one(t, "Namespace", "")
+	if v, ok := ns.GetLabels()["environment"]; ok {
+		t.Errorf("the rendered Namespace has environment=%q by default", v)
 	}
 
 	r, d = deployment(t, values(t, "", dbURL, "partOf=nova", "backendTier.enabled=true"))

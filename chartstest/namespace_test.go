@@ -93,8 +93,8 @@ func TestNamespaceOptIn(t *testing.T) {
 		sets      []string
 		want      string
 	}{
-		{"nova-auth", []string{"namespace.create=true"}, "nova-auth"},
-		{"default", []string{"namespace.create=true", "namespaceOverride=auth-prod"}, "auth-prod"},
+		{"nova-auth", []string{"namespace.create=true", "namespace.labels.environment=production"}, "nova-auth"},
+		{"default", []string{"namespace.create=true", "namespaceOverride=auth-prod", "namespace.labels.environment=production"}, "auth-prod"},
 	} {
 		r := mustRender(t, values(t, file, tc.sets...), renderOpts{namespace: tc.releaseNS})
 		var ns corev1.Namespace
