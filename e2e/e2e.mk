@@ -24,7 +24,7 @@ e2e: image helm cluster-deps ## E2E on the local cluster (root): install the cha
 	cd e2e && E2E_IMAGE=$(E2E_IMAGE) E2E_HELM=$(CURDIR)/bin/helm E2E_OUT=$(E2E_OUT) \
 		go test -count=1 -timeout $(E2E_TIMEOUT) -v ./authimage ./suite $(E2E_FLAGS)
 
-e2e-kind: image helm ## The same suite on kind (Docker required; cluster from kind-config.yaml)
+e2e-kind: image helm ## The same suite on kind (kind-config.yaml: 3 nodes); without a Docker engine, its own engine and node image built here (root, make kind-deps)
 	cd e2e && E2E_PROVIDER=kind E2E_IMAGE=$(E2E_IMAGE) E2E_HELM=$(CURDIR)/bin/helm E2E_OUT=$(E2E_OUT) \
 		go test -count=1 -timeout $(E2E_TIMEOUT) -v ./suite $(E2E_FLAGS)
 

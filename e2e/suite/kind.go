@@ -20,12 +20,20 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+
+	"github.com/nova-auth/nova-auth/e2e/dockerd"
+	"github.com/nova-auth/nova-auth/e2e/kindcluster"
+	"github.com/nova-auth/nova-auth/e2e/localcluster"
+	"github.com/nova-auth/nova-auth/internal/testenv"
 )
 
 // Kind is the provider for users' Docker-based CI: a kind cluster from
 // kind-config.yaml (sigs.k8s.io/kind pinned in go.mod), the image loaded
 // into every node, and PostgreSQL deployed in the cluster. kindnet enforces
-// NetworkPolicy, so the suite checks the chart's policies there.
+// NetworkPolicy, so the suite checks the chart's policies there. Where no
+// Docker engine runs (this repository's CI), it starts its own engine with a
+// node image built here and kube-router as the policy-enforcing CNI
+// (e2e/kindcluster), and PostgreSQL runs on the host.
 type Kind struct{}
 
 // KindClusterName is the kind cluster the suite creates and deletes.
@@ -38,14 +46,30 @@ const kindPostgresImage = "postgres:17-alpine"
 func (Kind) Name() string { return "kind" }
 
 func (Kind) Unavailable() string {
+	if userDocker() == "" {
+		return ""
+	}
+	// No engine runs: the suite starts its own (e2e/kindcluster) where
+	// Debian's dockerd and a PostgreSQL for the host are installed.
+	if err := dockerd.Check(); err != nil {
+		return fmt.Sprintf("the kind provider needs a running Docker engine (docker info: %s) or the private one (%v); on this machine use the local provider: make e2e",
+			userDocker(), err)
+	}
+	if _, err := testenv.FindPostgres(); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// userDocker says why no Docker engine of the user's answers, or "".
+func userDocker() string {
 	if _, err := exec.LookPath("docker"); err != nil {
-		return "Docker is required for the kind provider (no docker command here); on this machine use the local provider: make e2e"
+		return "no docker command"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		return fmt.Sprintf("Docker is required for the kind provider: no running Docker engine (docker info: %s); on this machine use the local provider: make e2e",
-			firstLine(strings.TrimSpace(string(out))))
+		return "no running Docker engine: " + firstLine(strings.TrimSpace(string(out)))
 	}
 	return ""
 }
@@ -58,6 +82,9 @@ func firstLine(s string) string {
 }
 
 func (Kind) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster, error) {
+	if userDocker() != "" {
+		return privateKindUp(ctx, o)
+	}
 	p := cluster.NewProvider(cluster.ProviderWithDocker())
 	kubeconfig := filepath.Join(o.ArtifactsDir, "kind-kubeconfig")
 	// A cluster a killed run left behind goes first.
@@ -86,8 +113,23 @@ func (Kind) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster, 
 			fmt.Fprintf(o.Log, "e2e: kind delete cluster: %v\n", err)
 		}
 	})
-	c.loadImage = func(ctx context.Context, tarball string) error {
-		nodes, err := p.ListInternalNodes(KindClusterName)
+	c.loadImage = kindLoader(p, KindClusterName)
+	if err := c.connect(); err != nil {
+		c.Down()
+		return nil, err
+	}
+	if err := kindPostgres(t, ctx, c); err != nil {
+		c.Down()
+		return nil, fmt.Errorf("in-cluster PostgreSQL: %w", err)
+	}
+	return c, nil
+}
+
+// kindLoader loads an image tarball into every node of a kind cluster, as
+// `kind load image-archive` does.
+func kindLoader(p *cluster.Provider, name string) func(ctx context.Context, tarball string) error {
+	return func(ctx context.Context, tarball string) error {
+		nodes, err := p.ListInternalNodes(name)
 		if err != nil {
 			return err
 		}
@@ -104,13 +146,41 @@ func (Kind) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster, 
 		}
 		return nil
 	}
+}
+
+// privateKindUp is the kind provider where no Docker engine runs: the
+// suite's own engine and node image built here (e2e/kindcluster), and
+// PostgreSQL on the host at the nodes' network gateway, as the local provider
+// has it on its bridge (no image of it can be pulled here).
+func privateKindUp(ctx context.Context, o UpOptions) (*Cluster, error) {
+	fmt.Fprintf(o.Log, "e2e: no Docker engine runs (%s): starting the suite's own for kind\n", userDocker())
+	kc, err := kindcluster.Up(ctx, kindcluster.Options{Name: KindClusterName, ConfigFile: filepath.Join(o.RepoRoot, "kind-config.yaml"),
+		Kubeconfig: filepath.Join(o.ArtifactsDir, "kind-kubeconfig"), Log: o.Log})
+	if err != nil {
+		return nil, err // Up stopped what it started
+	}
+	c := &Cluster{Provider: "kind", Kubeconfig: kc.Kubeconfig, NetworkPolicies: true, loadImage: kindLoader(kc.Provider, KindClusterName)}
+	c.onDown(func() {
+		kc.Provider.CollectLogs(KindClusterName, filepath.Join(o.ArtifactsDir, "kind-logs")) //nolint:errcheck
+		if err := kc.Down(); err != nil {
+			fmt.Fprintf(o.Log, "e2e: kind cluster down: %v\n", err)
+		}
+	})
+	// kubectl for terratest: the one the node image ships, from the same cache.
+	bin, err := localcluster.BuildComponents(ctx, localcluster.DefaultCacheDir(), o.Log)
+	if err != nil {
+		c.Down()
+		return nil, err
+	}
+	c.PathDirs = []string{bin}
 	if err := c.connect(); err != nil {
 		c.Down()
 		return nil, err
 	}
-	if err := kindPostgres(t, ctx, c); err != nil {
+	// Pod egress leaves a node masqueraded to the node's address.
+	if err := c.hostPostgres(ctx, kindcluster.Gateway, kindcluster.Subnet); err != nil {
 		c.Down()
-		return nil, fmt.Errorf("in-cluster PostgreSQL: %w", err)
+		return nil, err
 	}
 	return c, nil
 }

@@ -62,17 +62,26 @@ func (Local) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster,
 	}
 	// The "managed database" of production: on the host, reached by the
 	// pods through the bridge gateway with a password.
-	pg, err := testenv.StartPostgresWith(ctx, testenv.PostgresOptions{ListenAddr: lc.GatewayIP, PasswordCIDRs: []string{lc.PodSubnet}})
-	if err != nil {
+	if err := c.hostPostgres(ctx, lc.GatewayIP, lc.PodSubnet); err != nil {
 		c.Down()
-		return nil, fmt.Errorf("host PostgreSQL on %s: %w", lc.GatewayIP, err)
+		return nil, err
+	}
+	return c, nil
+}
+
+// hostPostgres starts a throwaway PostgreSQL on the host listening on addr
+// (the pods' gateway), with password logins from cidr, and sets the
+// cluster's database URLs; Down stops it.
+func (c *Cluster) hostPostgres(ctx context.Context, addr, cidr string) error {
+	pg, err := testenv.StartPostgresWith(ctx, testenv.PostgresOptions{ListenAddr: addr, PasswordCIDRs: []string{cidr}})
+	if err != nil {
+		return fmt.Errorf("host PostgreSQL on %s: %w", addr, err)
 	}
 	c.onDown(pg.Close)
 	url, _, err := pg.CreateRoleDatabase(ctx, "nova_auth")
 	if err != nil {
-		c.Down()
-		return nil, fmt.Errorf("host PostgreSQL: %w", err)
+		return fmt.Errorf("host PostgreSQL: %w", err)
 	}
 	c.DatabaseURL, c.HostDatabaseURL = url, url
-	return c, nil
+	return nil
 }
