@@ -49,8 +49,8 @@ func testInstallWithoutDatabase(t *testing.T, e *env) {
 }
 
 // createNamespace makes the release namespace from the chart's own opt-in
-// Namespace (namespace.create: Pod Security "restricted", the environment
-// label), rendered without a cluster as a GitOps tool would, so that its
+// Namespace (namespace.create: Pod Security "restricted", and the spec's
+// environment label, which is a value with a neutral default), rendered without a cluster as a GitOps tool would, so that its
 // labels hold before the first pod; then `helm install --create-namespace`
 // finds it.
 func createNamespace(t *testing.T, e *env) {
@@ -61,7 +61,8 @@ func createNamespace(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	out, err := helm.RunHelmCommandAndGetStdOutE(t, e.helmOptions(nil), "template", release, e.chart, "-f", e.values,
-		"--set", "namespace.create=true", "--show-only", "templates/namespace.yaml", "--kube-version", v.GitVersion)
+		"--set", "namespace.create=true", "--set", "namespace.labels.environment=production",
+		"--show-only", "templates/namespace.yaml", "--kube-version", v.GitVersion)
 	if err != nil {
 		t.Fatalf("helm template --show-only templates/namespace.yaml: %v\n%s", err, out)
 	}
