@@ -30,7 +30,9 @@ Usage:
   auth-service permissions grant --user ID --permission P
   auth-service tokens issue --user ID [--ttl 15m]
                                             print a JWT signed with JWT_PRIVATE_KEY
-  auth-service keys generate [--out-dir D]  make an Ed25519 key pair (PEM)
+  auth-service keys generate [--out-dir D [--force]]
+                                            make an Ed25519 key pair (PEM); --force replaces
+                                            existing files
   auth-service keys ensure --secret S [--adopt S] [--type ed25519|ecdsa|rsa]
                                             in a Kubernetes pod: create the key pair Secret S
                                             unless it exists (the chart's key Job)
