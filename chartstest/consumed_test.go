@@ -20,6 +20,8 @@ var notInConfigMap = map[string]string{
 	"JWT_PRIVATE_KEY_FILE": "alternative to JWT_PRIVATE_KEY, which the serving pods never get",
 	"BIND_HOST":            "pods listen on all addresses: the default 0.0.0.0 is right",
 	"PPROF_ADDR":           "a debugging switch, off by default: set it for one rollout with extraEnv and port-forward to it",
+	"PPROF_ALLOW_REMOTE":   "goes with PPROF_ADDR, which the chart leaves off; port-forward to a loopback PPROF_ADDR instead",
+	"HTTP_ALLOWED_HOSTS":   "empty (any Host) by default; the probes and /metrics ignore it, so set it with extraEnv to the names an Ingress or Gateway exposes",
 }
 
 // serviceEnvNames builds the service from the root module and asks it which

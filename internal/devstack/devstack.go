@@ -137,6 +137,8 @@ func (s *Stack) setEnv(context.Context) (err error) {
 		"JWT_ISSUER=http://localhost/nova-auth",
 		"JWT_AUDIENCE=nova",
 		"SHUTDOWN_DELAY=0s",
+		// The chart turns reflection off; locally grpcurl should just work.
+		"GRPC_REFLECTION=true",
 	}, s.o.Env...)
 	return nil
 }

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		}
 	}
 	a.http = &http.Server{
-		Handler:           httpserver.New(a.Ready, httpMetrics, inv),
+		Handler:           httpserver.New(a.Ready, httpMetrics, inv, httpserver.Options{AllowedHosts: cfg.HTTPAllowedHosts}),
 		ReadHeaderTimeout: 5 * time.Second,
 		// Bound slow bodies and slow readers too: 8080 may be reachable from
 		// outside the cluster (a LoadBalancer, an Ingress, a Gateway).

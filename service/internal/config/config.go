@@ -25,6 +25,8 @@ type Config struct {
 	HTTPPort int
 	// MetricsPort 0 serves /metrics on HTTPPort.
 	MetricsPort int
+	// HTTPAllowedHosts empty: the /v1 gateway answers any Host.
+	HTTPAllowedHosts []string
 
 	GRPCMaxConcurrentStreams uint32
 	GRPCMaxRecvMsgBytes      int
@@ -58,7 +60,8 @@ type Config struct {
 
 	LogLevel slog.Level
 
-	PprofAddr string
+	PprofAddr        string
+	PprofAllowRemote bool
 }
 
 // Var is one environment variable: its name, default, help and parser.
@@ -87,6 +90,18 @@ var Vars = []Var{
 				return nil
 			}
 			return port(&c.MetricsPort, v)
+		}},
+	{Name: "HTTP_ALLOWED_HOSTS",
+		Help: "Comma-separated host names (e.g. auth.example.com,auth) the REST gateway under /v1 answers; a request whose Host header names another gets 421 Misdirected Request (stops DNS rebinding). The port is ignored. /health, /readiness and /metrics answer any Host, so probes by pod IP keep working. Empty: any Host.",
+		Parse: func(c *Config, v string) error {
+			c.HTTPAllowedHosts = nil
+			for _, h := range envconfig.List(v) {
+				if strings.ContainsAny(h, "/@ ") {
+					return fmt.Errorf("%q is not a host name: list names such as auth.example.com, without scheme or path", h)
+				}
+				c.HTTPAllowedHosts = append(c.HTTPAllowedHosts, h)
+			}
+			return nil
 		}},
 	{Name: "GRPC_MAX_CONCURRENT_STREAMS", Default: "1000",
 		Help: "Concurrent streams allowed per client connection (1..1000000).",
@@ -182,7 +197,7 @@ var Vars = []Var{
 		Help:  "How often readiness pings PostgreSQL and re-checks the schema version.",
 		Parse: func(c *Config, v string) error { return dur(&c.DBHealthCheckPeriod, v, 100*time.Millisecond) }},
 	{Name: "PPROF_ADDR",
-		Help: "When set (e.g. 127.0.0.1:6060), serve Go's /debug/pprof profiles on this address; off by default. Keep it on loopback: profiles are not for the network.",
+		Help: "When set (e.g. 127.0.0.1:6060), serve Go's /debug/pprof profiles on this address; off by default. Only a loopback address (127.0.0.1, ::1, localhost) is accepted unless PPROF_ALLOW_REMOTE=true: profiles are not for the network.",
 		Parse: func(c *Config, v string) error {
 			if v == "" {
 				return nil
@@ -193,6 +208,9 @@ var Vars = []Var{
 			c.PprofAddr = v
 			return nil
 		}},
+	{Name: "PPROF_ALLOW_REMOTE", Default: "false",
+		Help:  "Let PPROF_ADDR be a non-loopback address (reachable from the network, with no authentication).",
+		Parse: func(c *Config, v string) error { return envconfig.Bool(&c.PprofAllowRemote, v) }},
 	{Name: "LOG_LEVEL", Default: "info",
 		Help:  "debug, info, warn or error. Logs are JSON on stderr.",
 		Parse: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
@@ -224,6 +242,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if c.JWTPrivateKey != "" && c.JWTPrivateKeyFile != "" {
 		errs = append(errs, errors.New("JWT_PRIVATE_KEY and JWT_PRIVATE_KEY_FILE are both set: set one"))
+	}
+	if c.PprofAddr != "" && !c.PprofAllowRemote && !loopback(c.PprofAddr) {
+		errs = append(errs, fmt.Errorf("PPROF_ADDR=%s: profiles would be reachable from the network without authentication; use a loopback address such as 127.0.0.1:6060 and kubectl port-forward, or set PPROF_ALLOW_REMOTE=true", c.PprofAddr))
 	}
 	if len(errs) > 0 {
 		return nil, &Error{Errs: errs}
@@ -288,6 +309,20 @@ func joinHostPort(h string, p int) string {
 		h = "[" + h + "]"
 	}
 	return h + ":" + strconv.Itoa(p)
+}
+
+// loopback reports whether addr (host:port) listens on loopback only. An
+// empty host or 0.0.0.0 listens on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func port(dst *int, v string) error { return intVar(dst, v, 1, 65535) }

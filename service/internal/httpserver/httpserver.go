@@ -7,7 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"mime"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,10 +32,22 @@ type Ready func() (bool, string)
 
 const maxBody = 1 << 20
 
+// Options are the checks the /v1 gateway makes before it runs a method.
+type Options struct {
+	// AllowedHosts (HTTP_ALLOWED_HOSTS), when not empty, are the host names
+	// the /v1 gateway answers, compared with the request's Host without its
+	// port; any other Host gets 421. It stops DNS rebinding: a page on
+	// attacker.example whose name now resolves to this service would
+	// otherwise read /v1/users from the victim's browser. /health,
+	// /readiness and /metrics answer any Host, because kubelet probes and
+	// Prometheus address the pod IP.
+	AllowedHosts []string
+}
+
 // New builds the HTTP handler. With gather nil it serves no /metrics: the
 // metrics are then on a listener of their own (Metrics), so the REST port can
 // be exposed outside the cluster without them.
-func New(ready Ready, gather prometheus.Gatherer, inv Invoker) http.Handler {
+func New(ready Ready, gather prometheus.Gatherer, inv Invoker, opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -55,20 +70,37 @@ func New(ready Ready, gather prometheus.Gatherer, inv Invoker) http.Handler {
 	}
 
 	g := gateway{inv: inv}
-	// Every method as POST with the request message as JSON.
-	mux.HandleFunc("POST /v1/auth/{method}", g.post)
+	for _, h := range opts.AllowedHosts {
+		g.hosts = append(g.hosts, HostName(h))
+	}
+	// Every method as POST with the request message as JSON. No CORS: no
+	// Access-Control-* header is ever sent and OPTIONS is not routed (405),
+	// so a browser never lets another origin's page send the JSON POST or
+	// read a /v1 answer.
+	mux.HandleFunc("POST /v1/auth/{method}", g.checkHost(g.post))
 	// Friendly reads.
-	mux.HandleFunc("GET /v1/users/{id}", g.get("GetUser", func(r *http.Request) string {
+	mux.HandleFunc("GET /v1/users/{id}", g.checkHost(g.get("GetUser", func(r *http.Request) string {
 		return `{"user_id":` + quote(r.PathValue("id")) + `}`
-	}))
-	mux.HandleFunc("GET /v1/users/{id}/permissions", g.get("GetUserPermissions", func(r *http.Request) string {
+	})))
+	mux.HandleFunc("GET /v1/users/{id}/permissions", g.checkHost(g.get("GetUserPermissions", func(r *http.Request) string {
 		return `{"user_id":` + quote(r.PathValue("id")) + `}`
-	}))
-	mux.HandleFunc("GET /v1/users", g.get("ListUsers", func(r *http.Request) string {
+	})))
+	mux.HandleFunc("GET /v1/users", g.checkHost(g.get("ListUsers", func(r *http.Request) string {
 		q := r.URL.Query()
 		return `{"limit":` + num(q.Get("limit")) + `,"offset":` + num(q.Get("offset")) + `}`
-	}))
+	})))
 	return mux
+}
+
+// HostName is the host part of a Host header or an HTTP_ALLOWED_HOSTS entry
+// as the allow-list compares it: without port or IPv6 brackets, lower case,
+// without a trailing dot.
+func HostName(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
 
 // Metrics builds the handler of the metrics listener (METRICS_PORT): GET
@@ -90,9 +122,51 @@ func num(s string) string {
 	return quote(s)
 }
 
-type gateway struct{ inv Invoker }
+type gateway struct {
+	inv   Invoker
+	hosts []string // HostName of each allowed host; empty: any
+}
+
+// checkHost answers 421 Misdirected Request to a Host not in the
+// allow-list: this server is not the one that name is meant to reach.
+func (g gateway) checkHost(h http.HandlerFunc) http.HandlerFunc {
+	if len(g.hosts) == 0 {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(g.hosts, HostName(r.Host)) {
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"code": codes.PermissionDenied.String(),
+				"message": "host " + quote(r.Host) + " is not served here: the request must name one of the hosts in HTTP_ALLOWED_HOSTS"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// jsonContentType reports why a POST's Content-Type is not JSON, or "".
+// Requiring application/json makes a cross-site POST non-simple: a browser
+// must ask with an OPTIONS preflight first, which is never granted. A
+// text/plain or form POST, which any web page can send, would otherwise run
+// RecordFailedLogin and lock an account.
+func jsonContentType(ct string) string {
+	if ct == "" {
+		return "Content-Type is missing: send the request as application/json"
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return "Content-Type " + quote(ct) + " is not accepted: send the request as application/json"
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return "charset " + quote(cs) + " is not accepted: JSON requests are UTF-8"
+	}
+	return ""
+}
 
 func (g gateway) post(w http.ResponseWriter, r *http.Request) {
+	if why := jsonContentType(r.Header.Get("Content-Type")); why != "" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"code": codes.InvalidArgument.String(), "message": why})
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		writeError(w, status.Error(codes.InvalidArgument, "request body too large or unreadable"))
