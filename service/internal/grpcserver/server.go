@@ -27,6 +27,10 @@ const (
 	MaxIDsPerBatch   = 100
 	DefaultListLimit = 20
 	MaxListLimit     = 100
+	// MaxListOffset bounds ListUsers' offset: PostgreSQL reads and drops
+	// every row an offset skips, so 2^31-1 would cost a scan of the table
+	// per call. Deeper pages go by page_token, one index seek each.
+	MaxListOffset = 10000
 )
 
 // Store is what the handlers need from the database.
@@ -35,7 +39,7 @@ type Store interface {
 	GetUsersByIDs(ctx context.Context, ids []uuid.UUID) ([]store.User, error)
 	UserExists(ctx context.Context, id uuid.UUID) (bool, error)
 	GetUserByEmail(ctx context.Context, email string) (store.User, error)
-	ListUsers(ctx context.Context, limit, offset int32) ([]store.User, int64, error)
+	ListUsers(ctx context.Context, limit, offset int32, after *store.UserKey) ([]store.User, int64, error)
 	HasPermission(ctx context.Context, id uuid.UUID, permission string) (bool, error)
 	Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 	RecordFailedLogin(ctx context.Context, id uuid.UUID, threshold int, lockFor time.Duration) (store.LoginFailure, error)
@@ -216,7 +220,8 @@ func (s *Server) GetUserByEmail(ctx context.Context, r *authpb.GetUserByEmailReq
 	return &authpb.GetUserByEmailResponse{Found: true, User: toPB(u)}, nil
 }
 
-// ListUsers pages through visible users, newest first.
+// ListUsers pages through visible users, newest first: by offset up to
+// MaxListOffset, or after a page_token.
 func (s *Server) ListUsers(ctx context.Context, r *authpb.ListUsersRequest) (*authpb.ListUsersResponse, error) {
 	limit, offset := r.GetLimit(), r.GetOffset()
 	if limit == 0 {
@@ -228,15 +233,35 @@ func (s *Server) ListUsers(ctx context.Context, r *authpb.ListUsersRequest) (*au
 	if offset < 0 {
 		return nil, invalid(fmt.Sprintf("offset %d is negative: use 0 or more", offset))
 	}
-	users, total, err := s.store.ListUsers(ctx, limit, offset)
+	if offset > MaxListOffset {
+		return nil, invalid(fmt.Sprintf("offset %d is beyond %d: page further with page_token, the next_page_token of the previous response", offset, MaxListOffset))
+	}
+	var after *store.UserKey
+	if t := r.GetPageToken(); t != "" {
+		if offset != 0 {
+			return nil, invalid("page_token and offset are both set: send page_token alone, it says where the page starts")
+		}
+		k, err := decodePageToken(t)
+		if err != nil {
+			return nil, err
+		}
+		after = &k
+	}
+	// One row more than the page tells whether another page follows.
+	users, total, err := s.store.ListUsers(ctx, limit+1, offset, after)
 	if err != nil {
 		return nil, err
+	}
+	next := ""
+	if len(users) > int(limit) {
+		users = users[:limit]
+		next = encodePageToken(users[limit-1].Key())
 	}
 	out := make([]*authpb.User, len(users))
 	for i, u := range users {
 		out[i] = toPB(u)
 	}
-	return &authpb.ListUsersResponse{Users: out, TotalCount: total}, nil
+	return &authpb.ListUsersResponse{Users: out, TotalCount: total, NextPageToken: next}, nil
 }
 
 func validPermission(p string) error {

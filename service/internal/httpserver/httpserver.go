@@ -87,7 +87,7 @@ func New(ready Ready, gather prometheus.Gatherer, inv Invoker, opts Options) htt
 	})))
 	mux.HandleFunc("GET /v1/users", g.checkHost(g.get("ListUsers", func(r *http.Request) string {
 		q := r.URL.Query()
-		return `{"limit":` + num(q.Get("limit")) + `,"offset":` + num(q.Get("offset")) + `}`
+		return `{"limit":` + num(q.Get("limit")) + `,"offset":` + num(q.Get("offset")) + `,"page_token":` + quote(q.Get("page_token")) + `}`
 	})))
 	return mux
 }

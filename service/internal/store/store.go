@@ -176,15 +176,23 @@ func (s *Store) GetUserByEmail(ctx context.Context, email string) (User, error) 
 // ListUsers returns one page of visible users, newest first (id breaks
 // ties), and how many visible users there are, from one snapshot. The total
 // comes from user_counts, which a trigger keeps exact (migration 0002).
-func (s *Store) ListUsers(ctx context.Context, limit, offset int32) ([]User, int64, error) {
+// With after set the page starts after that user's key instead of at offset.
+func (s *Store) ListUsers(ctx context.Context, limit, offset int32, after *UserKey) ([]User, int64, error) {
+	where, args := "deleted_at IS NULL", []any{limit, offset}
+	if after != nil {
+		// Keyset: the rows after the key in the page order, found by a seek
+		// on users_created_at_id_live_idx however deep the page is.
+		where += " AND (created_at, id) < ($3, $4)"
+		args = append(args, after.CreatedAt, after.ID)
+	}
 	rows, err := s.pool.Query(ctx, `
 		WITH page AS (
-			SELECT `+userCols+` FROM users WHERE deleted_at IS NULL
+			SELECT `+userCols+` FROM users WHERE `+where+`
 			ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2)
 		SELECT c.live_users, page.*
 		FROM user_counts c
 		LEFT JOIN page ON true
-		ORDER BY page.created_at DESC, page.id DESC`, limit, offset)
+		ORDER BY page.created_at DESC, page.id DESC`, args...)
 	if err != nil {
 		return nil, 0, classify(err)
 	}
