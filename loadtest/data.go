@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nova-auth/nova-auth/internal/email"
 	"github.com/nova-auth/nova-auth/internal/password"
 	"github.com/nova-auth/nova-auth/internal/tokens"
 )
@@ -129,7 +130,7 @@ func seed(ctx context.Context, o SeedOptions) (*Dataset, error) {
 			return nil, err
 		}
 		d.Users[i] = u
-		userRows[i] = []any{id, u.Email, fmt.Sprintf("lt_%s_%d", runID, i), hash}
+		userRows[i] = []any{id, u.Email, email.Canonical(u.Email), fmt.Sprintf("lt_%s_%d", runID, i), hash}
 		for _, p := range seedPermissions {
 			permRows = append(permRows, []any{id, p})
 		}
@@ -139,7 +140,7 @@ func seed(ctx context.Context, o SeedOptions) (*Dataset, error) {
 		return nil, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"id", "email", "username", "password_hash"},
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"id", "email", "email_canonical", "username", "password_hash"},
 		pgx.CopyFromRows(userRows)); err != nil {
 		return nil, fmt.Errorf("seed users: %w", err)
 	}

@@ -208,6 +208,17 @@ func (s *Postgres) CreateDatabase(ctx context.Context, name string) (string, err
 	return s.URL(name), nil
 }
 
+// CreateDatabaseLocale makes a new empty database whose collation and
+// character classes are locale (e.g. "C", "C.UTF-8"), copied from template0
+// since template1's locale cannot be changed, and returns its URL.
+func (s *Postgres) CreateDatabaseLocale(ctx context.Context, name, locale string) (string, error) {
+	if err := s.run(ctx, "createdb", "-h", s.Dir, "-p", strconv.Itoa(s.Port), "-U", "postgres",
+		"--template", "template0", "--locale", locale, name); err != nil {
+		return "", err
+	}
+	return s.URL(name), nil
+}
+
 // CreateRoleDatabase makes a login role with a random password and a
 // database of the same name that it owns, and returns the URL to reach it
 // over TCP with that password — what a pod is given.

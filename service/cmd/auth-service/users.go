@@ -43,6 +43,9 @@ func usersCreate(ctx context.Context, args []string, s stdio) error {
 		}
 		*pw = strings.TrimRight(line, "\r\n")
 	}
+	// The store keeps the address less surrounding white space (and matches
+	// on its canonical form), so the checks apply to that.
+	*email = strings.TrimSpace(*email)
 	var missing []string
 	if *email == "" {
 		missing = append(missing, "--email")

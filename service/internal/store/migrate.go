@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,52 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+	// steps run in order in the migration's transaction: the file's SQL cut
+	// at each "-- migrate:go NAME" line, with that Go step between.
+	steps []func(ctx context.Context, tx pgx.Tx) error
+}
+
+// goStepMarker starts a line in a migration file that runs the Go step of
+// that name (from goSteps) at that point: for what SQL cannot compute, such as
+// the canonical email, which must be the same function the service uses.
+const goStepMarker = "-- migrate:go "
+
+var goSteps = map[string]func(ctx context.Context, tx pgx.Tx) error{
+	"fill_email_canonical": fillEmailCanonical,
+}
+
+func execStep(sql string) func(ctx context.Context, tx pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, sql)
+		return err
+	}
+}
+
+// parseSteps cuts a migration's SQL at its Go-step markers.
+func parseSteps(name, sql string) ([]func(ctx context.Context, tx pgx.Tx) error, error) {
+	var steps []func(ctx context.Context, tx pgx.Tx) error
+	var cur strings.Builder
+	flush := func() {
+		if strings.TrimSpace(cur.String()) != "" {
+			steps = append(steps, execStep(cur.String()))
+		}
+		cur.Reset()
+	}
+	for _, line := range strings.SplitAfter(sql, "\n") {
+		step, ok := strings.CutPrefix(strings.TrimSpace(line), goStepMarker)
+		if !ok {
+			cur.WriteString(line)
+			continue
+		}
+		f := goSteps[strings.TrimSpace(step)]
+		if f == nil {
+			return nil, fmt.Errorf("migration %s: no Go step named %q", name, strings.TrimSpace(step))
+		}
+		flush()
+		steps = append(steps, f)
+	}
+	flush()
+	return steps, nil
 }
 
 func loadMigrations() ([]migration, error) {
@@ -43,7 +90,11 @@ func loadMigrations() ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+		steps, err := parseSteps(e.Name(), string(b))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b), steps: steps})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
 	return out, nil
@@ -62,7 +113,11 @@ func SchemaVersion() int {
 // Migrate applies every embedded migration the database lacks, each in its
 // own transaction, under an advisory lock so concurrent runs wait for each
 // other instead of racing. It returns the versions it applied.
-func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+func (s *Store) Migrate(ctx context.Context) ([]int, error) { return s.migrate(ctx, math.MaxInt) }
+
+// migrate applies the migrations up to version upTo (tests stop early to
+// load rows in an older schema).
+func (s *Store) migrate(ctx context.Context, upTo int) ([]int, error) {
 	ms, err := loadMigrations()
 	if err != nil {
 		return nil, err
@@ -85,6 +140,9 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	}
 	var applied []int
 	for _, m := range ms {
+		if m.version > upTo {
+			break
+		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var done bool
 			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", m.version).Scan(&done); err != nil {
@@ -93,8 +151,10 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 			if done {
 				return nil
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			for _, step := range m.steps {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("migration %s: %w", m.name, err)
+				}
 			}
 			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
 				return err

@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nova-auth/nova-auth/internal/email"
 )
 
 // Sentinel errors. Every error the store returns wraps one of these or a
@@ -165,11 +167,12 @@ func (s *Store) UserExists(ctx context.Context, id uuid.UUID) (bool, error) {
 	return ok, classify(err)
 }
 
-// GetUserByEmail finds a visible user by email, ignoring case; ErrNotFound
-// when there is none.
-func (s *Store) GetUserByEmail(ctx context.Context, email string) (User, error) {
+// GetUserByEmail finds a visible user by canonical email (email.Canonical:
+// trimmed, NFC, case-folded, whatever the database's collation);
+// ErrNotFound when there is none.
+func (s *Store) GetUserByEmail(ctx context.Context, addr string) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx,
-		`SELECT `+userCols+` FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL`, email))
+		`SELECT `+userCols+` FROM users WHERE email_canonical = $1 AND deleted_at IS NULL`, email.Canonical(addr)))
 	return u, classify(err)
 }
 
@@ -314,12 +317,13 @@ type NewUser struct {
 }
 
 // CreateUser inserts a user and returns its id; ErrAlreadyExists when the
-// email or username is taken by a visible user.
+// email (compared canonically, see email.Canonical) or username is taken by a
+// visible user. The email is stored as given less surrounding white space.
 func (s *Store) CreateUser(ctx context.Context, n NewUser) (uuid.UUID, error) {
 	var id uuid.UUID
 	err := s.pool.QueryRow(ctx,
-		`INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING id`,
-		n.Email, n.Username, n.PasswordHash).Scan(&id)
+		`INSERT INTO users (email, email_canonical, username, password_hash) VALUES ($1, $2, $3, $4) RETURNING id`,
+		email.Display(n.Email), email.Canonical(n.Email), n.Username, n.PasswordHash).Scan(&id)
 	return id, classify(err)
 }
 
