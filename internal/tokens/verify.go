@@ -28,7 +28,10 @@ type VerifierOptions struct {
 	Issuer     string // checked when set
 	Audience   string // checked when set
 	Leeway     time.Duration
-	Now        func() time.Time // for tests; time.Now by default
+	// MaxTTL refuses tokens that live longer: exp - iat, or when the token
+	// has no iat, exp - now (with the leeway for clock skew). 0: no limit.
+	MaxTTL time.Duration
+	Now    func() time.Time // for tests; time.Now by default
 	// CacheSize bounds how many verified tokens are remembered; 0 disables
 	// the cache.
 	CacheSize int
@@ -40,7 +43,10 @@ type Verifier struct {
 	parser *jwt.Parser
 	cache  *verifiedCache
 	leeway time.Duration
+	maxTTL time.Duration
 	now    func() time.Time
+	// issuer and audience are kept to name a missing required claim.
+	issuer, audience string
 }
 
 type verifyKey struct {
@@ -64,7 +70,8 @@ func NewVerifier(keys []crypto.PublicKey, o VerifierOptions) (*Verifier, error) 
 	if len(o.Algorithms) == 0 {
 		return nil, errors.New("no JWT algorithm allowed")
 	}
-	v := &Verifier{cache: newVerifiedCache(o.CacheSize), leeway: o.Leeway, now: o.Now}
+	v := &Verifier{cache: newVerifiedCache(o.CacheSize), leeway: o.Leeway, maxTTL: o.MaxTTL, now: o.Now,
+		issuer: o.Issuer, audience: o.Audience}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -86,6 +93,10 @@ func NewVerifier(keys []crypto.PublicKey, o VerifierOptions) (*Verifier, error) 
 		return nil, errors.New("no public key configured")
 	}
 	opts := []jwt.ParserOption{
+		// One spelling per token: without it the unused low bits of each
+		// segment's last base64 character give every token 16 or more
+		// spellings that verify, each its own cache entry.
+		jwt.WithStrictDecoding(),
 		jwt.WithValidMethods(o.Algorithms),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
@@ -104,11 +115,19 @@ func NewVerifier(keys []crypto.PublicKey, o VerifierOptions) (*Verifier, error) 
 	return v, nil
 }
 
-var errUnknownKey = errors.New("unknown signing key")
+var (
+	errUnknownKey = errors.New("unknown signing key")
+	errCritHeader = errors.New("crit header")
+)
 
 // keyFor picks the keys a token may be signed with: those of its algorithm,
 // narrowed to the one its kid names when it names one we have.
 func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
+	// RFC 7515 §4.1.11: a recipient that does not understand an extension
+	// listed in crit must refuse the token, and we understand none.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCritHeader
+	}
 	alg := t.Method.Alg()
 	kid, _ := t.Header["kid"].(string)
 	var set jwt.VerificationKeySet
@@ -140,9 +159,20 @@ func (v *Verifier) Verify(token string) Result {
 	if r, ok := v.cache.get(token, now, v.leeway); ok {
 		return r
 	}
-	var c Claims
+	// base64 decoding skips CR and LF, so each would make another spelling
+	// of the same token; only the JWS compact alphabet is accepted.
+	if !compactAlphabet(token) {
+		return Result{Reason: "malformed token"}
+	}
+	var c strictClaims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFor); err != nil {
-		return Result{Reason: reason(err)}
+		return Result{Reason: v.reason(err, &c)}
+	}
+	if c.Subject == "" {
+		return Result{Reason: "token has no subject (sub)"}
+	}
+	if why := v.lifetimeTooLong(&c, now); why != "" {
+		return Result{Reason: why}
 	}
 	sub, err := uuid.Parse(c.Subject)
 	if err != nil {
@@ -154,9 +184,59 @@ func (v *Verifier) Verify(token string) Result {
 	return r
 }
 
-// reason turns a parse failure into a short, client-safe phrase.
-func reason(err error) string {
+// compactAlphabet reports whether s holds only base64url characters and dots.
+func compactAlphabet(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '-', b == '_', b == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// lifetimeTooLong says why a token lives longer than MaxTTL, or "". Without
+// iat the lifetime is unknown, so what remains of it (exp - now) must fit.
+func (v *Verifier) lifetimeTooLong(c *strictClaims, now time.Time) string {
+	if v.maxTTL <= 0 {
+		return ""
+	}
+	exp := c.ExpiresAt.Time
+	if c.IssuedAt != nil {
+		if exp.Sub(c.IssuedAt.Time) > v.maxTTL {
+			return fmt.Sprintf("token lifetime (exp - iat) exceeds the %s maximum", shortDuration(v.maxTTL))
+		}
+		return ""
+	}
+	if exp.Sub(now) > v.maxTTL+v.leeway {
+		return fmt.Sprintf("token has no iat and expires more than %s from now, the maximum lifetime", shortDuration(v.maxTTL))
+	}
+	return ""
+}
+
+// missingClaim names the required claim c lacks, in the order the parser
+// checks them.
+func (v *Verifier) missingClaim(c *strictClaims) string {
 	switch {
+	case c.ExpiresAt == nil:
+		return "expiry (exp)"
+	case v.audience != "" && len(c.Audience) == 0:
+		return "audience (aud)"
+	case v.issuer != "" && c.Issuer == "":
+		return "issuer (iss)"
+	}
+	return "required claim"
+}
+
+// reason turns a parse failure into a short, client-safe phrase.
+func (v *Verifier) reason(err error, c *strictClaims) string {
+	var typeErr *claimTypeError
+	switch {
+	case errors.As(err, &typeErr):
+		return typeErr.Error()
+	case errors.Is(err, errCritHeader):
+		return "token has a crit header: no JWS extension is supported"
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed token"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && strings.Contains(err.Error(), "signing method"):
@@ -166,7 +246,7 @@ func reason(err error) string {
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return "invalid signature"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "token has no expiry (exp)"
+		return "token has no " + v.missingClaim(c)
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "token expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):

@@ -17,7 +17,7 @@ func tokensCmd(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	user := fs.String("user", "", "user id (the token's sub)")
-	ttl := fs.Duration("ttl", 0, "lifetime (default JWT_ACCESS_TOKEN_TTL)")
+	ttl := fs.Duration("ttl", 0, "lifetime (default JWT_ACCESS_TOKEN_TTL, at most JWT_MAX_TTL)")
 	id, err := parseForUser(fs, args, user)
 	if err != nil {
 		return err
@@ -28,6 +28,9 @@ func tokensCmd(ctx context.Context, args []string, s stdio) error {
 		}
 		if *ttl < 0 {
 			return usageError{"--ttl must be positive"}
+		}
+		if *ttl > cfg.JWTMaxTTL {
+			return usageError{fmt.Sprintf("--ttl %s exceeds JWT_MAX_TTL=%s: VerifyToken would refuse the token", *ttl, cfg.JWTMaxTTL)}
 		}
 		privPEM, err := cfg.PrivateKeyPEM()
 		if err != nil {

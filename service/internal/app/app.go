@@ -128,7 +128,7 @@ func NewVerifier(cfg *config.Config) (*tokens.Verifier, error) {
 	}
 	return tokens.NewVerifier(keys, tokens.VerifierOptions{
 		Algorithms: cfg.JWTAlgorithms, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
-		CacheSize: cfg.JWTVerifyCache,
+		MaxTTL: cfg.JWTMaxTTL, CacheSize: cfg.JWTVerifyCache,
 	})
 }
 

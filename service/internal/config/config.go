@@ -48,6 +48,7 @@ type Config struct {
 	JWTAudience       string
 	JWTLeeway         time.Duration
 	JWTTokenTTL       time.Duration
+	JWTMaxTTL         time.Duration
 	JWTVerifyCache    int
 
 	LockoutThreshold int
@@ -175,6 +176,9 @@ var Vars = []Var{
 	{Name: "JWT_ACCESS_TOKEN_TTL", Default: "15m",
 		Help:  "Lifetime of tokens made by `tokens issue` when --ttl is not given.",
 		Parse: func(c *Config, v string) error { return dur(&c.JWTTokenTTL, v, time.Second) }},
+	{Name: "JWT_MAX_TTL", Default: "24h",
+		Help:  "Longest token lifetime VerifyToken accepts: `exp - iat`, or for a token without `iat` `exp - now` (give or take JWT_LEEWAY); `tokens issue --ttl` cannot exceed it.",
+		Parse: func(c *Config, v string) error { return dur(&c.JWTMaxTTL, v, time.Second) }},
 	{Name: "JWT_VERIFY_CACHE_SIZE", Default: "10000",
 		Help:  "Verified tokens remembered so a repeated VerifyToken skips the signature check (expiry is still checked each time); 0 disables.",
 		Parse: func(c *Config, v string) error { return intVar(&c.JWTVerifyCache, v, 0, 1_000_000) }},
@@ -242,6 +246,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if c.JWTPrivateKey != "" && c.JWTPrivateKeyFile != "" {
 		errs = append(errs, errors.New("JWT_PRIVATE_KEY and JWT_PRIVATE_KEY_FILE are both set: set one"))
+	}
+	if c.JWTMaxTTL != 0 && c.JWTTokenTTL > c.JWTMaxTTL {
+		errs = append(errs, fmt.Errorf("JWT_ACCESS_TOKEN_TTL=%s: must not exceed JWT_MAX_TTL=%s, or VerifyToken would refuse the tokens `tokens issue` makes", c.JWTTokenTTL, c.JWTMaxTTL))
 	}
 	if c.PprofAddr != "" && !c.PprofAllowRemote && !loopback(c.PprofAddr) {
 		errs = append(errs, fmt.Errorf("PPROF_ADDR=%s: profiles would be reachable from the network without authentication; use a loopback address such as 127.0.0.1:6060 and kubectl port-forward, or set PPROF_ALLOW_REMOTE=true", c.PprofAddr))
