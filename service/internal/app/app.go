@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 
 	"github.com/nova-auth/nova-auth/internal/tokens"
@@ -23,6 +24,7 @@ import (
 	"github.com/nova-auth/nova-auth/service/internal/httpserver"
 	"github.com/nova-auth/nova-auth/service/internal/metrics"
 	"github.com/nova-auth/nova-auth/service/internal/store"
+	"github.com/nova-auth/nova-auth/service/internal/tlsconfig"
 )
 
 // App is a configured service, not yet listening.
@@ -67,6 +69,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	a := &App{cfg: cfg, log: log, store: st, health: health.NewServer()}
 	a.reason.Store("starting")
 	metrics.RegisterHealth(reg, a.ready.Load, a.dbUp.Load)
+	var reloader *tlsconfig.Reloader
+	var grpcCreds credentials.TransportCredentials
+	if cfg.TLSCertFile != "" {
+		reloader, err = tlsconfig.New(tlsconfig.Files{
+			CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, ClientCAFile: cfg.TLSClientCAFile,
+		}, cfg.TLSReloadInterval, log)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		grpcCreds = credentials.NewTLS(reloader.Config(true, "h2"))
+	}
 	handlers := grpcserver.New(st, verifier, grpcserver.Lockout{Threshold: cfg.LockoutThreshold, Duration: cfg.LockoutDuration}, log)
 	var inv *grpcserver.Invoker
 	a.grpc, inv = grpcserver.NewGRPC(handlers, a.health, metrics.NewGRPC(reg), grpcserver.Options{
@@ -79,6 +93,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		MaxConnectionGrace:   cfg.ShutdownTimeout,
 		RequestTimeout:       cfg.RequestTimeout,
 		Reflection:           cfg.GRPCReflection,
+		Creds:                grpcCreds,
+		Policy:               cfg.CallerPolicy,
 	}, log)
 	var httpMetrics prometheus.Gatherer = reg
 	if cfg.MetricsAddr() != "" {
@@ -99,6 +115,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:  2 * time.Minute,
+		// Refused handshakes (a client of another CA, an expired
+		// certificate) land here: JSON like every other log line.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if reloader != nil {
+		// The same certificate, client CA and reloading as gRPC: the
+		// gateway runs the same methods, so it admits the same callers.
+		a.http.TLSConfig = reloader.Config(cfg.TLSClientCAFile == "", "h2", "http/1.1")
+		if cfg.TLSClientCAFile != "" {
+			a.http.Handler = httpserver.RequireClientCert(a.http.Handler, "/health", "/readiness")
+		}
 	}
 	return a, nil
 }
@@ -235,7 +262,11 @@ func (a *App) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	}
 	go func() { errc <- a.grpc.Serve(grpcLis) }()
 	go func() {
-		if err := a.http.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+		serve := a.http.Serve
+		if a.http.TLSConfig != nil {
+			serve = func(l net.Listener) error { return a.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()

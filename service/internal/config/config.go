@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nova-auth/nova-auth/internal/envconfig"
+	"github.com/nova-auth/nova-auth/service/internal/callerpolicy"
+	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
 // Config is every setting the service reads. Each field has one environment
@@ -63,6 +65,14 @@ type Config struct {
 
 	PprofAddr        string
 	PprofAllowRemote bool
+
+	TLSCertFile       string
+	TLSKeyFile        string
+	TLSClientCAFile   string
+	TLSReloadInterval time.Duration
+	// CallerPolicy is nil when CALLER_POLICY is empty: every caller the
+	// transport lets in may call every method.
+	CallerPolicy *callerpolicy.Policy
 }
 
 // Var is one environment variable: its name, default, help and parser.
@@ -215,6 +225,32 @@ var Vars = []Var{
 	{Name: "PPROF_ALLOW_REMOTE", Default: "false",
 		Help:  "Let PPROF_ADDR be a non-loopback address (reachable from the network, with no authentication).",
 		Parse: func(c *Config, v string) error { return envconfig.Bool(&c.PprofAllowRemote, v) }},
+	{Name: "TLS_CERT_FILE",
+		Help:  "PEM certificate (chain) served on the gRPC and HTTP ports, with TLS_KEY_FILE; empty serves plaintext. Re-read when the file changes (TLS_RELOAD_INTERVAL), no restart needed.",
+		Parse: func(c *Config, v string) error { c.TLSCertFile = v; return nil }},
+	{Name: "TLS_KEY_FILE",
+		Help:  "PEM private key of TLS_CERT_FILE.",
+		Parse: func(c *Config, v string) error { c.TLSKeyFile = v; return nil }},
+	{Name: "TLS_CLIENT_CA_FILE",
+		Help:  "PEM CA bundle for mutual TLS: a client certificate it did not sign (or expired) is refused at the handshake, as is a gRPC client without one; an HTTP client without one gets /health and /readiness only (401 elsewhere). Needs TLS_CERT_FILE. Re-read like the certificate.",
+		Parse: func(c *Config, v string) error { c.TLSClientCAFile = v; return nil }},
+	{Name: "TLS_RELOAD_INTERVAL", Default: "10s",
+		Help:  "How often, at most, a handshake re-reads the TLS files to pick up a rotated certificate or client CA (at least 100ms).",
+		Parse: func(c *Config, v string) error { return dur(&c.TLSReloadInterval, v, 100*time.Millisecond) }},
+	{Name: "CALLER_POLICY",
+		Help: "Which verified clients may call which method (needs TLS_CLIENT_CA_FILE). Rules `Method=caller,…` separated by `;`; Method is an AuthService method or `*` for the others; a caller is a client certificate's identity (first URI SAN such as a SPIFFE ID, else first DNS SAN, else CN) or `*` for any verified client. Unlisted methods without a `*` rule are refused (PERMISSION_DENIED). Empty: every client the handshake admits may call every method.",
+		Parse: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			var methods []string
+			for _, m := range authpb.AuthService_ServiceDesc.Methods {
+				methods = append(methods, m.MethodName)
+			}
+			p, err := callerpolicy.Parse(v, methods)
+			c.CallerPolicy = p
+			return err
+		}},
 	{Name: "LOG_LEVEL", Default: "info",
 		Help:  "debug, info, warn or error. Logs are JSON on stderr.",
 		Parse: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
@@ -252,6 +288,15 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if c.PprofAddr != "" && !c.PprofAllowRemote && !loopback(c.PprofAddr) {
 		errs = append(errs, fmt.Errorf("PPROF_ADDR=%s: profiles would be reachable from the network without authentication; use a loopback address such as 127.0.0.1:6060 and kubectl port-forward, or set PPROF_ALLOW_REMOTE=true", c.PprofAddr))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE go together: set both for TLS, or neither"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("TLS_CLIENT_CA_FILE is set without TLS_CERT_FILE: mutual TLS needs the server's certificate and key too"))
+	}
+	if c.CallerPolicy != nil && c.TLSClientCAFile == "" {
+		errs = append(errs, errors.New("CALLER_POLICY is set without TLS_CLIENT_CA_FILE: callers are named by their client certificates, so mutual TLS must be on"))
 	}
 	if len(errs) > 0 {
 		return nil, &Error{Errs: errs}

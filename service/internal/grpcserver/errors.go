@@ -36,9 +36,12 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	}
 	var ia invalidArgument
 	var nf notFound
+	var cr callerRefused
 	switch {
 	case errors.As(err, &ia):
 		return status.Error(codes.InvalidArgument, ia.msg)
+	case errors.As(err, &cr):
+		return status.Error(codes.PermissionDenied, cr.Error())
 	case errors.As(err, &nf):
 		return status.Error(codes.NotFound, nf.Error())
 	case errors.Is(err, store.ErrNotFound):

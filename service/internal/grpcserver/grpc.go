@@ -5,11 +5,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/nova-auth/nova-auth/service/internal/callerpolicy"
 	"github.com/nova-auth/nova-auth/service/internal/metrics"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
@@ -25,6 +27,10 @@ type Options struct {
 	MaxConnectionGrace   time.Duration
 	RequestTimeout       time.Duration
 	Reflection           bool
+	// Creds, when set, is the server's TLS; nil serves plaintext.
+	Creds credentials.TransportCredentials
+	// Policy, when set, limits AuthService methods to the callers it names.
+	Policy *callerpolicy.Policy
 }
 
 // ServiceName is the name health checks ask about: the generated
@@ -39,14 +45,18 @@ func NewGRPC(h *Server, hs *health.Server, m *metrics.GRPC, o Options, log *slog
 		kp.MaxConnectionAge, kp.MaxConnectionAgeGrace = o.MaxConnectionAge, o.MaxConnectionGrace
 	}
 	// Metrics outermost, so a call that panicked is counted (as Internal).
-	ic := chain(m.Unary, recoverer(log), deadline(o.RequestTimeout), statusMapper(log))
-	s := grpc.NewServer(
+	ic := chain(m.Unary, recoverer(log), deadline(o.RequestTimeout), statusMapper(log), callerPolicy(o.Policy, log))
+	opts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgBytes),
 		grpc.KeepaliveParams(kp),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.UnaryInterceptor(ic),
-	)
+	}
+	if o.Creds != nil {
+		opts = append(opts, grpc.Creds(o.Creds))
+	}
+	s := grpc.NewServer(opts...)
 	authpb.RegisterAuthServiceServer(s, h)
 	healthpb.RegisterHealthServer(s, hs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

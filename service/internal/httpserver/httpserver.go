@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -189,7 +191,13 @@ func (g gateway) call(w http.ResponseWriter, r *http.Request, method string, bod
 		}
 		return nil
 	}
-	resp, err := g.inv.Invoke(r.Context(), method, dec)
+	ctx := r.Context()
+	if r.TLS != nil {
+		// The client certificate the handshake verified, where the caller
+		// policy looks for it on a gRPC call: both paths see the same caller.
+		ctx = peer.NewContext(ctx, &peer.Peer{Addr: tcpAddr(r.RemoteAddr), AuthInfo: credentials.TLSInfo{State: *r.TLS}})
+	}
+	resp, err := g.inv.Invoke(ctx, method, dec)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -202,6 +210,15 @@ func (g gateway) call(w http.ResponseWriter, r *http.Request, method string, bod
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(out) //nolint:errcheck // client gone
+}
+
+// tcpAddr is the client's address for the peer, nil if unparsable.
+func tcpAddr(s string) net.Addr {
+	a, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		return nil
+	}
+	return a
 }
 
 // httpStatus maps gRPC codes to HTTP as grpc-gateway does.
