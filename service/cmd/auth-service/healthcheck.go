@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -26,7 +30,16 @@ func healthcheck(ctx context.Context, args []string, s stdio) error {
 	addr := fs.String("addr", defAddr, "gRPC address to probe")
 	service := fs.String("service", grpcserver.ServiceName, "service name to ask about (\"\" for the whole server)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	useTLS := fs.Bool("tls", false, "speak TLS, verifying the server with the system's roots (or --cacert)")
+	caFile := fs.String("cacert", "", "PEM CA bundle that signs the server's certificate (implies --tls)")
+	certFile := fs.String("cert", "", "PEM client certificate for mutual TLS (implies --tls; with --key)")
+	keyFile := fs.String("key", "", "PEM private key of --cert")
+	serverName := fs.String("server-name", "", "name to verify in the server's certificate (default: --addr's host)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	creds, err := healthcheckCreds(*useTLS, *caFile, *certFile, *keyFile, *serverName)
+	if err != nil {
 		return err
 	}
 	if cfgErr != nil && !isSet(fs, "addr") {
@@ -34,7 +47,7 @@ func healthcheck(ctx context.Context, args []string, s stdio) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return usageError{fmt.Sprintf("--addr %q: %v", *addr, err)}
 	}
@@ -48,6 +61,35 @@ func healthcheck(ctx context.Context, args []string, s stdio) error {
 		return fmt.Errorf("not serving")
 	}
 	return nil
+}
+
+// healthcheckCreds is plaintext, or TLS when any TLS flag is given.
+func healthcheckCreds(useTLS bool, caFile, certFile, keyFile, serverName string) (credentials.TransportCredentials, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, usageError{"--cert and --key go together"}
+	}
+	if !useTLS && caFile == "" && certFile == "" && serverName == "" {
+		return insecure.NewCredentials(), nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", caFile)
+		}
+	}
+	if certFile != "" {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return credentials.NewTLS(tc), nil
 }
 
 // localGRPCAddr is this host's gRPC address as the configuration gives it.

@@ -36,8 +36,9 @@ Usage:
   auth-service keys ensure --secret S [--adopt S] [--type ed25519|ecdsa|rsa]
                                             in a Kubernetes pod: create the key pair Secret S
                                             unless it exists (the chart's key Job)
-  auth-service healthcheck [--addr H:P] [--service S] [--timeout 3s]
-                                            gRPC health probe (default 127.0.0.1:GRPC_PORT);
+  auth-service healthcheck [--addr H:P] [--service S] [--timeout 3s] [--tls] [--cacert F] [--cert F --key F] [--server-name N]
+                                            gRPC health probe (default 127.0.0.1:GRPC_PORT),
+                                            over TLS or mutual TLS with those flags;
                                             exit 0 when SERVING
   auth-service env [--names|--markdown]     the environment variables it reads
   auth-service --version
