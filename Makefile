@@ -67,8 +67,9 @@ test-go: ## Go tests of the root module and the load test (real PostgreSQL and g
 	cd loadtest && $(GO) test -count=1 ./...
 
 .PHONY: fuzz
-fuzz: ## Fuzz VerifyToken's input for FUZZTIME (default 10s)
+fuzz: ## Fuzz VerifyToken's input and the gRPC request UTF-8 check for FUZZTIME each (default 10s)
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./internal/tokens
+	$(GO) test -run='^$$' -fuzz=FuzzInvalidUTF8Field -fuzztime=$(FUZZTIME) ./service/internal/grpcserver
 
 .PHONY: bench-service
 bench-service: ## go test benchmarks: VerifyToken, GetUser, ListUsers against a health-check baseline

@@ -45,13 +45,17 @@ func NewGRPC(h *Server, hs *health.Server, m *metrics.GRPC, o Options, log *slog
 		kp.MaxConnectionAge, kp.MaxConnectionAgeGrace = o.MaxConnectionAge, o.MaxConnectionGrace
 	}
 	// Metrics outermost, so a call that panicked is counted (as Internal).
-	ic := chain(m.Unary, recoverer(log), deadline(o.RequestTimeout), statusMapper(log), callerPolicy(o.Policy, log))
+	// The UTF-8 check next: it forgets what the codec remembered, so nothing
+	// may return before it (utf8.go).
+	codec := newUTF8Codec()
+	ic := chain(m.Unary, codec.check(m.InvalidUTF8), recoverer(log), deadline(o.RequestTimeout), statusMapper(log), callerPolicy(o.Policy, log))
 	opts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgBytes),
 		grpc.KeepaliveParams(kp),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.UnaryInterceptor(ic),
+		grpc.ForceServerCodecV2(codec),
 	}
 	if o.Creds != nil {
 		opts = append(opts, grpc.Creds(o.Creds))

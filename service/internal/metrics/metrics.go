@@ -15,8 +15,9 @@ import (
 
 // GRPC records every unary call's outcome and duration.
 type GRPC struct {
-	handled *prometheus.CounterVec
-	seconds *prometheus.HistogramVec
+	handled     *prometheus.CounterVec
+	seconds     *prometheus.HistogramVec
+	invalidUTF8 *prometheus.CounterVec
 }
 
 // NewGRPC registers the gRPC metrics in reg.
@@ -31,9 +32,20 @@ func NewGRPC(reg prometheus.Registerer) *GRPC {
 			Help:    "Time to handle an RPC on the server, by method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"grpc_service", "grpc_method"}),
+		invalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nova_auth_grpc_invalid_utf8_requests_total",
+			Help: "Requests refused with INVALID_ARGUMENT because a string field was not UTF-8, by method (also in grpc_server_handled_total).",
+		}, []string{"grpc_service", "grpc_method"}),
 	}
-	reg.MustRegister(m.handled, m.seconds)
+	reg.MustRegister(m.handled, m.seconds, m.invalidUTF8)
 	return m
+}
+
+// InvalidUTF8 counts one request of fullMethod ("/pkg.Service/Method")
+// refused because a string field was not UTF-8.
+func (m *GRPC) InvalidUTF8(fullMethod string) {
+	svc, method := split(fullMethod)
+	m.invalidUTF8.WithLabelValues(svc, method).Inc()
 }
 
 // Unary is the interceptor that records the metrics.
