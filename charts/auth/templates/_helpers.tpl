@@ -238,6 +238,7 @@ tolerations:
 
 {{/* auth.checkValues fails early on combinations the schema cannot express. */}}
 {{- define "auth.checkValues" -}}
+{{- include "auth.checkTLS" . }}
 {{- if gt (int .Values.database.minConns) (int .Values.database.maxConns) }}
 {{- fail (printf "\n\ndatabase.minConns=%d must not exceed database.maxConns=%d." (int .Values.database.minConns) (int .Values.database.maxConns)) }}
 {{- end }}
@@ -332,6 +333,7 @@ keeps one volumes list), then extraVolumes / extraVolumeMounts.
 */}}
 {{- define "auth.volumes" -}}
 {{- include "auth.databaseCAVolume" . }}
+{{- include "auth.tlsVolume" . }}
 {{- with .Values.extraVolumes }}
 {{ tpl (toYaml .) $ }}
 {{- end }}
@@ -339,7 +341,67 @@ keeps one volumes list), then extraVolumes / extraVolumeMounts.
 
 {{- define "auth.volumeMounts" -}}
 {{- include "auth.databaseCAVolumeMount" . }}
+{{- include "auth.tlsVolumeMount" . }}
 {{- with .Values.extraVolumeMounts }}
 {{ tpl (toYaml .) $ }}
+{{- end }}
+{{- end }}
+
+{{/*
+TLS (tls.*): the Secret mounted at auth.tlsDir, the user's or the one of the
+Certificate the chart renders. A directory mount, not subPath: the kubelet
+then swaps the files on renewal and the service re-reads them.
+*/}}
+{{- define "auth.tlsDir" -}}/etc/nova-auth/tls{{- end }}
+
+{{- define "auth.tlsSecretName" -}}
+{{- .Values.tls.existingSecret | default (include "auth.fullnameWith" (list . "tls")) }}
+{{- end }}
+
+{{- define "auth.tlsVolume" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ include "auth.tlsSecretName" . }}
+{{- end }}
+{{- end }}
+
+{{- define "auth.tlsVolumeMount" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: {{ include "auth.tlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+auth.probe renders a probe from values; with TLS an httpGet probe asks over
+HTTPS (the kubelet does not verify the certificate, and /health and
+/readiness need no client certificate).
+*/}}
+{{- define "auth.probe" -}}
+{{- $p := deepCopy (index . 1) }}
+{{- if and (index . 0).Values.tls.enabled (hasKey $p "httpGet") }}
+{{- $_ := set $p.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- toYaml $p }}
+{{- end }}
+
+{{- define "auth.checkTLS" -}}
+{{- $t := .Values.tls }}
+{{- if and (not $t.enabled) (or $t.clientAuth $t.certManager.enabled $t.existingSecret) }}
+{{- fail "\n\ntls.clientAuth, tls.certManager.enabled and tls.existingSecret take effect only with tls.enabled=true." }}
+{{- end }}
+{{- if and $t.enabled (not $t.existingSecret) (not $t.certManager.enabled) }}
+{{- fail "\n\ntls.enabled needs a certificate: set tls.existingSecret (a Secret with tls.crt and tls.key) or tls.certManager.enabled=true with tls.certManager.issuerRef.name." }}
+{{- end }}
+{{- if and $t.existingSecret $t.certManager.enabled }}
+{{- fail "\n\nSet either tls.existingSecret or tls.certManager.enabled, not both." }}
+{{- end }}
+{{- if and $t.certManager.enabled (not $t.certManager.issuerRef.name) }}
+{{- fail "\n\ntls.certManager.enabled needs tls.certManager.issuerRef.name: the Issuer or ClusterIssuer that signs the certificate." }}
+{{- end }}
+{{- if and .Values.callerPolicy (not $t.clientAuth) }}
+{{- fail "\n\ncallerPolicy names callers by their client certificates: it needs tls.enabled=true and tls.clientAuth=true." }}
 {{- end }}
 {{- end }}
