@@ -141,7 +141,7 @@ func preflight(ctx context.Context, t Target) error {
 	case status.Code(err) == codes.Unimplemented:
 		return nil // a gRPC server without the health service: reachable
 	case err != nil:
-		return fmt.Errorf("cannot reach a gRPC server at %s within %s: %s (wrong address, server down, or plaintext/TLS mismatch?)",
+		return fmt.Errorf("cannot reach a gRPC server at %s within %s: %s (wrong address, server down, plaintext/TLS mismatch, or a client certificate missing or refused: --cert/--key?)",
 			t.Addr, t.DialTimeout, status.Convert(err).Message())
 	case resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING:
 		return fmt.Errorf("server at %s reports %s", t.Addr, resp.GetStatus())
