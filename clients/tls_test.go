@@ -3,8 +3,6 @@ package clients_test
 import (
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,27 +26,22 @@ func TestTLSAgainstTheService(t *testing.T) {
 		other  = "spiffe://nova/ns/admin/sa/console"
 	)
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	ca, err := testenv.NewCA("nova test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	issue := func(name string, o testenv.CertOptions) (string, string) {
-		crt, key, _, err := ca.Issue(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name+".crt", crt), write(name+".key", key)
+	srvCrt, srvKey, err := ca.IssueFiles(dir, "server", testenv.CertOptions{DNSNames: []string{"auth.nova.svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	srvCrt, srvKey := issue("server", testenv.CertOptions{DNSNames: []string{"auth.nova.svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	cliCrt, cliKey := issue("client", testenv.CertOptions{URIs: []string{caller}})
-	caFile := write("ca.crt", ca.PEM)
+	cliCrt, cliKey, err := ca.IssueFiles(dir, "client", testenv.CertOptions{URIs: []string{caller}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := ca.WriteCert(dir, "ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var dbURL string
 	for _, kv := range backends[0].opts.Env {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,26 +35,22 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	ca, err := testenv.NewCA("test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srvCrt, srvKey, _, err := ca.Issue(testenv.CertOptions{DNSNames: []string{"auth.nova.svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	srvCrtFile, srvKeyFile, err := ca.IssueFiles(dir, "server", testenv.CertOptions{DNSNames: []string{"auth.nova.svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cliCrt, cliKey, _, err := ca.Issue(testenv.CertOptions{URIs: []string{"spiffe://nova/ns/loadtest/sa/loadtest"}})
+	cliCrtFile, cliKeyFile, err := ca.IssueFiles(dir, "client", testenv.CertOptions{URIs: []string{"spiffe://nova/ns/loadtest/sa/loadtest"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile := write("ca.crt", ca.PEM)
+	caFile, err := ca.WriteCert(dir, "ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys := filepath.Join(dir, "keys")
 	env := []string{"DATABASE_URL=" + dbURL, "JWT_ISSUER=https://auth.nova.test", "JWT_AUDIENCE=nova", "SHUTDOWN_DELAY=0s"}
 	for _, args := range [][]string{{"keys", "generate", "--out-dir", keys}, {"migrate"}} {
@@ -64,7 +59,7 @@ func TestMutualTLS(t *testing.T) {
 		}
 	}
 	env = append(env, "JWT_PUBLIC_KEY_FILE="+filepath.Join(keys, "public.pem"),
-		"TLS_CERT_FILE="+write("server.crt", srvCrt), "TLS_KEY_FILE="+write("server.key", srvKey), "TLS_CLIENT_CA_FILE="+caFile,
+		"TLS_CERT_FILE="+srvCrtFile, "TLS_KEY_FILE="+srvKeyFile, "TLS_CLIENT_CA_FILE="+caFile,
 		"CALLER_POLICY=*=spiffe://nova/ns/loadtest/sa/loadtest")
 	var logs bytes.Buffer
 	p, err := testenv.Serve(bin, testenv.ServeOptions{Env: env, Log: &logs})
@@ -72,7 +67,6 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop()
-	cliCrtFile, cliKeyFile := write("client.crt", cliCrt), write("client.key", cliKey)
 	mtls := []string{"healthcheck", "--addr", p.GRPCAddr, "--cacert", caFile, "--cert", cliCrtFile, "--key", cliKeyFile, "--timeout", "1s"}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

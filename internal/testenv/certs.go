@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -101,4 +103,25 @@ func (ca *CA) Issue(o CertOptions) (certPEM, keyPEM []byte, serialNumber *big.In
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), tmpl.SerialNumber, nil
+}
+
+// IssueFiles is Issue, with the certificate and key written to
+// dir/name.crt and dir/name.key (mode 0600); it returns their paths.
+func (ca *CA) IssueFiles(dir, name string, o CertOptions) (certFile, keyFile string, err error) {
+	crt, key, _, err := ca.Issue(o)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, crt, 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, os.WriteFile(keyFile, key, 0o600)
+}
+
+// WriteCert writes the CA's certificate to dir/name (a trust bundle of one)
+// and returns its path.
+func (ca *CA) WriteCert(dir, name string) (string, error) {
+	p := filepath.Join(dir, name)
+	return p, os.WriteFile(p, ca.PEM, 0o600)
 }

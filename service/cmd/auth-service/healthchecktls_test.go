@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,22 +39,17 @@ func serveMTLS(t *testing.T, extraEnv ...string) *mtlsService {
 		t.Fatal(stderr)
 	}
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	ca, err := testenv.NewCA("test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	crt, key, _, err := ca.Issue(testenv.CertOptions{DNSNames: []string{"auth.nova.svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	if err != nil {
+	s := &mtlsService{ca: ca, logs: &syncBuffer{}}
+	if s.crtFile, s.keyFile, err = ca.IssueFiles(dir, "tls", testenv.CertOptions{DNSNames: []string{"auth.nova.svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}); err != nil {
 		t.Fatal(err)
 	}
-	s := &mtlsService{ca: ca, caFile: write("ca.crt", ca.PEM), crtFile: write("tls.crt", crt), keyFile: write("tls.key", key), logs: &syncBuffer{}}
+	if s.caFile, err = ca.WriteCert(dir, "ca.crt"); err != nil {
+		t.Fatal(err)
+	}
 	env = append(env, "SHUTDOWN_DELAY=0s", "TLS_CERT_FILE="+s.crtFile, "TLS_KEY_FILE="+s.keyFile, "TLS_CLIENT_CA_FILE="+s.caFile)
 	if s.p, err = testenv.Serve(bin, testenv.ServeOptions{Env: append(env, extraEnv...), Log: s.logs}); err != nil {
 		t.Fatal(err)
