@@ -52,7 +52,8 @@ type AuthServiceClient interface {
 	VerifyToken(ctx context.Context, in *VerifyTokenRequest, opts ...grpc.CallOption) (*VerifyTokenResponse, error)
 	// CheckUserExists tells whether a visible user has this id.
 	CheckUserExists(ctx context.Context, in *CheckUserExistsRequest, opts ...grpc.CallOption) (*CheckUserExistsResponse, error)
-	// GetUserByEmail finds a visible user by email, case-insensitively.
+	// GetUserByEmail finds a visible user by email, compared in canonical form
+	// (surrounding spaces trimmed, Unicode NFC, case-folded).
 	GetUserByEmail(ctx context.Context, in *GetUserByEmailRequest, opts ...grpc.CallOption) (*GetUserByEmailResponse, error)
 	// ListUsers pages through visible users, newest first.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
@@ -179,7 +180,8 @@ type AuthServiceServer interface {
 	VerifyToken(context.Context, *VerifyTokenRequest) (*VerifyTokenResponse, error)
 	// CheckUserExists tells whether a visible user has this id.
 	CheckUserExists(context.Context, *CheckUserExistsRequest) (*CheckUserExistsResponse, error)
-	// GetUserByEmail finds a visible user by email, case-insensitively.
+	// GetUserByEmail finds a visible user by email, compared in canonical form
+	// (surrounding spaces trimmed, Unicode NFC, case-folded).
 	GetUserByEmail(context.Context, *GetUserByEmailRequest) (*GetUserByEmailResponse, error)
 	// ListUsers pages through visible users, newest first.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
