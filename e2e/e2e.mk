@@ -12,7 +12,7 @@ E2E_TIMEOUT ?= 45m
 E2E_FLAGS   ?=
 E2E_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: image e2e e2e-kind test-image kind-deps test-kind-engine test-kind-node test-kind-cluster
+.PHONY: image e2e e2e-kind test-image kind-deps test-kind-engine test-kind-node test-kind-cluster kind-build
 
 image: ## Build the service image without Docker: dist/auth-service.tar, ghcr.io/nova-auth/auth-service:<appVersion>, UID 65532
 	cd e2e && go run ./cmd/image --root .. --out $(E2E_IMAGE) --version $(E2E_VERSION)
@@ -33,6 +33,9 @@ kind-deps: ## Install what the kind provider needs here beyond the local cluster
 
 test-kind-engine: kind-deps ## Test the private Docker engine (root): privileged containers, exec, embedded DNS, stop and killed-run cleanup leave the host as found
 	cd e2e && go test -count=1 -timeout 10m -v ./dockerd/...
+
+kind-build: kind-deps ## Build the kind node image's files into the cache without a Docker engine: kubeadm, kube-router, CoreDNS, root filesystem, cluster images (root; ~7 min cold)
+	cd e2e && go run ./cmd/kind-build
 
 test-kind-node: kind-deps ## Build the kind node image here (cached; cold ~10 min) and boot one node: systemd running, containerd active, images preloaded, host left as found (root)
 	cd e2e && go test -count=1 -timeout 40m -v ./kindnode/

@@ -2,11 +2,13 @@
 // machine: the private Docker engine (e2e/dockerd), the node image built here
 // (e2e/kindnode), a Docker network of its own, then kind (the pinned Go
 // library) creates kind-config.yaml's nodes with this machine's patches
-// (CIConfig) and every node is waited for to be Ready.
+// (CIConfig) and every node is waited for to be Ready; then metrics-server
+// (built here too) is started and waited for.
 package kindcluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -82,6 +84,11 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	// The long part of a cold build needs no engine: it runs before one is
+	// started, so the engine's time on the host stays short.
+	if err := kindnode.Prepare(ctx, kindnode.Options{CacheDir: o.CacheDir, Log: o.Log}); err != nil {
+		return nil, err
+	}
 	e, err := dockerd.Start(ctx, dockerd.Options{Dir: o.Dir, DataRoot: filepath.Join(o.CacheDir, "kind-docker"),
 		CgroupParent: "nova-auth-kind", Sysctls: kubeletSysctls, Log: o.Log})
 	if err != nil {
@@ -125,6 +132,9 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err = c.waitNodesReady(ctx, 5*time.Minute); err != nil {
 		return c, err
 	}
+	if err = c.startMetricsServer(ctx, 4*time.Minute); err != nil {
+		return c, err
+	}
 	fmt.Fprintf(o.Log, "kindcluster: cluster %s up in %s\n", o.Name, time.Since(start).Round(time.Second))
 	return c, nil
 }
@@ -138,14 +148,20 @@ func (c *Cluster) Client() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
+// clientAndNodes returns a clientset and how many node containers kind made.
+func (c *Cluster) clientAndNodes() (kubernetes.Interface, int, error) {
+	cl, err := c.Client()
+	if err != nil {
+		return nil, 0, err
+	}
+	nodes, err := c.Provider.ListNodes(c.Name)
+	return cl, len(nodes), err
+}
+
 // waitNodesReady waits for every node to be Ready (kind waits only for the
 // control plane).
 func (c *Cluster) waitNodesReady(ctx context.Context, timeout time.Duration) error {
-	cl, err := c.Client()
-	if err != nil {
-		return err
-	}
-	want, err := c.Provider.ListNodes(c.Name)
+	cl, want, err := c.clientAndNodes()
 	if err != nil {
 		return err
 	}
@@ -167,7 +183,7 @@ func (c *Cluster) waitNodesReady(ctx context.Context, timeout time.Duration) err
 				states = append(states, n.Name+"="+r)
 			}
 			last = strings.Join(states, " ")
-			if ready == len(want) && len(nodes.Items) == len(want) {
+			if ready == want && len(nodes.Items) == want {
 				return nil
 			}
 		} else {
@@ -176,6 +192,50 @@ func (c *Cluster) waitNodesReady(ctx context.Context, timeout time.Duration) err
 		time.Sleep(2 * time.Second)
 	}
 	return fmt.Errorf("nodes not Ready after %s: %s", timeout, last)
+}
+
+// startMetricsServer applies the metrics-server manifests the node image
+// holds and waits until the resource metrics API reports every node (the
+// HPA and kubectl top read it).
+func (c *Cluster) startMetricsServer(ctx context.Context, timeout time.Duration) error {
+	start := time.Now()
+	node := c.Name + "-control-plane"
+	if _, err := c.Engine.Docker(ctx, "exec", node, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf",
+		"apply", "-f", kindnode.MetricsServerManifest); err != nil {
+		return fmt.Errorf("metrics-server: %w", err)
+	}
+	cl, want, err := c.clientAndNodes()
+	if err != nil {
+		return err
+	}
+	var last string
+	for time.Since(start) < timeout {
+		n, err := c.nodeMetrics(ctx, cl)
+		if err == nil && n == want {
+			fmt.Fprintf(c.log, "kindcluster: metrics-server reports %d nodes after %s\n", n, time.Since(start).Round(time.Second))
+			return nil
+		}
+		last = fmt.Sprintf("%d nodes, %v", n, err)
+		time.Sleep(3 * time.Second)
+	}
+	return fmt.Errorf("metrics-server: no metrics for every node after %s: %s", timeout, last)
+}
+
+// nodeMetrics returns how many nodes the resource metrics API reports.
+func (c *Cluster) nodeMetrics(ctx context.Context, cl kubernetes.Interface) (int, error) {
+	raw, err := cl.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/nodes").DoRaw(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name string } `json:"metadata"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return 0, err
+	}
+	return len(list.Items), nil
 }
 
 // Down deletes the cluster and stops the engine, leaving the host clean.

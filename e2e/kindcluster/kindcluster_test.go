@@ -17,8 +17,9 @@ import (
 
 // TestThreeNodes creates kind-config.yaml's cluster (one control plane, two
 // workers) on the private engine with the node image built here, and checks
-// that every node is Ready with the CNI (kube-router) running on each, then
-// that deleting it leaves the host as it was.
+// that every node is Ready with the CNI (kube-router) running on each, CoreDNS
+// ready, and the resource metrics API (metrics-server) reporting nodes and
+// pods; then that deleting it leaves the host as it was.
 func TestThreeNodes(t *testing.T) {
 	if err := dockerd.Check(); err != nil {
 		if os.Getenv("CI") != "" {
@@ -88,6 +89,14 @@ func TestThreeNodes(t *testing.T) {
 		if !time.Now().Before(deadline) {
 			t.Errorf("%s: want %d ready pods\n%s", sel, want, diagnose(ctx, c))
 		}
+	}
+
+	if n, err := c.nodeMetrics(ctx, cl); err != nil || n != 3 {
+		t.Errorf("metrics.k8s.io reports %d nodes (%v), want 3", n, err)
+	}
+	pm, err := cl.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods").DoRaw(ctx)
+	if err != nil || !strings.Contains(string(pm), "kube-router") {
+		t.Errorf("pod metrics of kube-system: %v\n%.500s", err, pm)
 	}
 
 	down = true

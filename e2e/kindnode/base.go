@@ -2,6 +2,7 @@ package kindnode
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -97,7 +98,7 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
 // Kubernetes binaries and the manifests kind applies, as the image
 // nova-auth/kind-base:<key>.
 func (b *build) buildBase(ctx context.Context) error {
-	rootfsRef := "nova-auth/kind-rootfs:" + filepath.Base(filepath.Dir(b.rootfs))[len("kind-rootfs-"):]
+	rootfsRef := b.rootfsRef()
 	if _, err := b.docker(ctx, nil, "image", "inspect", rootfsRef); err != nil {
 		f, err := os.Open(b.rootfs)
 		if err != nil {
@@ -162,6 +163,9 @@ func (b *build) stageFiles(ctx context.Context, dst string) error {
 	content["kind/version"] = []byte(localcluster.KubernetesVersion + "\n")
 	content["kind/manifests/default-cni.yaml"] = []byte(cniManifest)
 	content["kind/manifests/default-storage.yaml"] = []byte(storageManifest)
+	if content[MetricsServerManifest[1:]], err = b.metricsServerManifest(ctx); err != nil {
+		return err
+	}
 	for rel, data := range content {
 		mode := os.FileMode(0o644)
 		if strings.HasPrefix(rel, "usr/") || strings.HasPrefix(rel, "kind/bin/") {
@@ -226,6 +230,73 @@ func (b *build) preload(ctx context.Context) error {
 	if _, err := b.docker(ctx, nil, "rm", "--force", "--volumes", name); err != nil {
 		return err
 	}
-	_, err = b.docker(ctx, nil, "rmi", b.base)
-	return err
+	if _, err := b.docker(ctx, nil, "rmi", b.base); err != nil {
+		return err
+	}
+	return b.pruneOld(ctx)
+}
+
+// pruneOld removes the node images and root filesystems of other keys, so
+// that the engine's data root in the cache does not grow with every change.
+func (b *build) pruneOld(ctx context.Context) error {
+	keep := map[string]bool{b.ref(): true, b.rootfsRef(): true}
+	for _, repo := range []string{"nova-auth/kind-node", "nova-auth/kind-rootfs"} {
+		out, err := b.docker(ctx, nil, "images", "--format", "{{.Repository}}:{{.Tag}}", repo)
+		if err != nil {
+			return err
+		}
+		for _, ref := range strings.Fields(out) {
+			if !keep[ref] {
+				if _, err := b.docker(ctx, nil, "rmi", ref); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (b *build) rootfsRef() string {
+	return "nova-auth/kind-rootfs:" + strings.TrimPrefix(filepath.Base(filepath.Dir(b.rootfs)), "kind-rootfs-")
+}
+
+// MetricsServerManifest is where the node image holds metrics-server's
+// manifests (kindcluster applies them after the cluster is created).
+const MetricsServerManifest = "/kind/manifests/metrics-server.yaml"
+
+// metricsServerEdits adapt upstream's manifests (manifests/base of the
+// module) to kind here: the image built here, and the kubelets' self-signed
+// serving certificates accepted, at their InternalIP (the node's address on
+// the Docker network), as upstream's own kind tests do.
+var metricsServerEdits = []struct{ old, new string }{
+	{"image: gcr.io/k8s-staging-metrics-server/metrics-server:master", "image: " + MetricsServerImage},
+	{"- --kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname", "- --kubelet-preferred-address-types=InternalIP\n        - --kubelet-insecure-tls"},
+}
+
+// metricsServerManifest renders upstream's kustomization with the kubectl
+// built here, then applies metricsServerEdits.
+func (b *build) metricsServerManifest(ctx context.Context) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", metricsServerModule)
+	cmd.Dir = b.src
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go mod download %s: %w", metricsServerModule, err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil {
+		return nil, err
+	}
+	cmd = exec.CommandContext(ctx, filepath.Join(b.comps, "kubectl"), "kustomize", filepath.Join(mod.Dir, "manifests", "base"))
+	out, err = cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("kubectl kustomize metrics-server: %w", err)
+	}
+	s := string(out)
+	for _, e := range metricsServerEdits {
+		if !strings.Contains(s, e.old) {
+			return nil, fmt.Errorf("metrics-server's manifests changed: %q not found", e.old)
+		}
+		s = strings.Replace(s, e.old, e.new, 1)
+	}
+	return []byte(s), nil
 }

@@ -19,15 +19,23 @@ import (
 // `go install …@version`, i.e. with its own go.mod's dependency graph.
 const kubeRouter = "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@v2.1.0"
 
+// metricsServer serves the resource metrics API (kubectl top, the HPA);
+// its module has no replace lines, so `go install …@version` builds it with
+// upstream's own dependency graph. Its manifests come from the same module.
+const (
+	metricsServerModule = "sigs.k8s.io/metrics-server@v0.8.0"
+	metricsServer       = "sigs.k8s.io/metrics-server/cmd/metrics-server@v0.8.0"
+)
+
 // buildBinaries builds kubeadm (from the kubeadm module, pinned like the
-// local cluster's components), kube-router, CoreDNS with kubeadm's plugins
-// and the pause program.
+// local cluster's components), kube-router, metrics-server, CoreDNS with
+// kubeadm's plugins and the pause program.
 func (b *build) buildBinaries(ctx context.Context) error {
 	modDir := filepath.Join(b.src, "kubeadm")
 	ldflags := localcluster.VersionLDFlags()
 	key, err := localcluster.CacheKey(b.src, []string{"kubeadm/go.mod", "kubeadm/go.sum", "coredns/go.mod", "coredns/go.sum", "coredns/main.go",
 		"../localcluster/internal/pause/main.go"},
-		ldflags, kubeRouter)
+		ldflags, kubeRouter, metricsServer)
 	if err != nil {
 		return err
 	}
@@ -35,20 +43,22 @@ func (b *build) buildBinaries(ctx context.Context) error {
 	return localcluster.Cached(b.o.CacheDir, b.bins, func(tmp string) error {
 		fmt.Fprintf(b.o.Log, "kindnode: building kubeadm, kube-router and pause into %s\n", b.bins)
 		env := append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
-		if err := run(ctx, modDir, env, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", filepath.Join(tmp, "kubeadm"), "k8s.io/kubernetes/cmd/kubeadm"); err != nil {
+		if err := runIn(ctx, modDir, env, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", filepath.Join(tmp, "kubeadm"), "k8s.io/kubernetes/cmd/kubeadm"); err != nil {
 			return err
 		}
-		if err := run(ctx, tmp, append(env, "GOBIN="+tmp), "go", "install", "-trimpath", "-ldflags=-s -w", kubeRouter); err != nil {
-			return err
+		for _, pkg := range []string{kubeRouter, metricsServer} {
+			if err := runIn(ctx, tmp, append(env, "GOBIN="+tmp), "go", "install", "-trimpath", "-ldflags=-s -w", pkg); err != nil {
+				return err
+			}
 		}
-		if err := run(ctx, filepath.Join(b.src, "coredns"), env, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(tmp, "coredns"), "."); err != nil {
+		if err := runIn(ctx, filepath.Join(b.src, "coredns"), env, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(tmp, "coredns"), "."); err != nil {
 			return err
 		}
 		return ociimage.GoBuild(ctx, filepath.Join(b.src, "..", "localcluster", "internal", "pause"), ".", filepath.Join(tmp, "pause"))
 	})
 }
 
-func run(ctx context.Context, dir string, env []string, name string, args ...string) error {
+func runIn(ctx context.Context, dir string, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir, cmd.Env = dir, env
 	if out, err := cmd.CombinedOutput(); err != nil {

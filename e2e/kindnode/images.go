@@ -22,12 +22,14 @@ import (
 // CoreDNS are the local cluster's pins, so the kind config tells kubeadm
 // their tags (CIConfig).
 const (
-	EtcdTag      = "3.6.4-0"
-	CoreDNSTag   = "v1.13.1"
-	PauseImage   = "localhost/nova-auth/pause:1"
-	CNIImage     = "localhost/nova-auth/kube-router:v2.1.0"
-	imagePath    = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	registryBase = "registry.k8s.io/"
+	EtcdTag    = "3.6.4-0"
+	CoreDNSTag = "v1.13.1"
+	PauseImage = "localhost/nova-auth/pause:1"
+	CNIImage   = "localhost/nova-auth/kube-router:v2.1.0"
+	// MetricsServerImage is metrics-server built here.
+	MetricsServerImage = "localhost/nova-auth/metrics-server:v0.8.0"
+	imagePath          = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	registryBase       = "registry.k8s.io/"
 )
 
 // clusterImage is one preloaded image: a binary at path, from scratch or on
@@ -50,6 +52,7 @@ func (b *build) clusterImages() []clusterImage {
 		{ref: registryBase + "kube-proxy:" + v, bin: filepath.Join(b.comps, "kube-proxy"), path: "/usr/local/bin/kube-proxy", onRootfs: true},
 		{ref: registryBase + "coredns/coredns:" + CoreDNSTag, bin: filepath.Join(b.bins, "coredns"), path: "/coredns", entrypoint: []string{"/coredns"}},
 		{ref: PauseImage, bin: filepath.Join(b.bins, "pause"), path: "/pause", entrypoint: []string{"/pause"}},
+		{ref: MetricsServerImage, bin: filepath.Join(b.bins, "metrics-server"), path: "/metrics-server", entrypoint: []string{"/metrics-server"}},
 		{ref: CNIImage, bin: filepath.Join(b.bins, "kube-router"), path: "/usr/local/bin/kube-router", entrypoint: []string{"/usr/local/bin/kube-router"}, onRootfs: true},
 	}
 }

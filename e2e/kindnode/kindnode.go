@@ -54,25 +54,39 @@ type build struct {
 	base   string // image with the kind layer, no preloaded images
 }
 
-// step is one named part of Build.
+// step is one named part of Build. Steps without the engine build files
+// only (Prepare runs those).
 type step struct {
-	name string
-	run  func(b *build, ctx context.Context) error
+	name   string
+	engine bool
+	run    func(b *build, ctx context.Context) error
 }
 
 // steps are Build's parts in order; each caches its output.
 var steps = []step{
-	{"components", (*build).buildComponents},
-	{"binaries", (*build).buildBinaries},
-	{"root filesystem", (*build).buildRootfsStep},
-	{"cluster images", (*build).buildImages},
-	{"key", (*build).computeKey},
-	{"base image", (*build).buildBase},
-	{"preload", (*build).preload},
+	{"components", false, (*build).buildComponents},
+	{"binaries", false, (*build).buildBinaries},
+	{"root filesystem", false, (*build).buildRootfsStep},
+	{"cluster images", false, (*build).buildImages},
+	{"key", false, (*build).computeKey},
+	{"base image", true, (*build).buildBase},
+	{"preload", true, (*build).preload},
+}
+
+// Prepare builds every file the node image is made of (the long part of a
+// cold build: compiling, mmdebstrap) without a Docker engine, so that the
+// engine runs only for the image's assembly. Build calls it too.
+func Prepare(ctx context.Context, o Options) error {
+	_, err := run(ctx, nil, o)
+	return err
 }
 
 // Build returns the node image, building what is missing into the engine.
 func Build(ctx context.Context, e *dockerd.Engine, o Options) (Image, error) {
+	return run(ctx, e, o)
+}
+
+func run(ctx context.Context, e *dockerd.Engine, o Options) (Image, error) {
 	if o.CacheDir == "" {
 		o.CacheDir = localcluster.DefaultCacheDir()
 	}
@@ -86,7 +100,10 @@ func Build(ctx context.Context, e *dockerd.Engine, o Options) (Image, error) {
 	b := &build{e: e, o: o, src: filepath.Dir(file)}
 	start := time.Now()
 	for _, s := range steps {
-		if s.name == "base image" {
+		if s.engine {
+			if e == nil {
+				return Image{}, nil
+			}
 			if _, err := e.Docker(ctx, "image", "inspect", b.ref()); err == nil {
 				return Image{Ref: b.ref()}, nil
 			}
@@ -125,6 +142,9 @@ func (b *build) computeKey(ctx context.Context) error {
 	for _, p := range []string{b.comps, b.bins, b.rootfs, b.images} {
 		fmt.Fprintln(h, filepath.Base(filepath.Dir(p)), filepath.Base(p))
 	}
+	for _, dir := range []string{b.bins, filepath.Dir(b.rootfs), filepath.Dir(b.images)} {
+		pruneOld(dir)
+	}
 	kind, err := kindFilesDir(ctx, b.src)
 	if err != nil {
 		return err
@@ -149,6 +169,19 @@ func (b *build) computeKey(ctx context.Context) error {
 	}
 	b.key = hex.EncodeToString(h.Sum(nil))[:16]
 	return nil
+}
+
+// pruneOld removes the cache folders of other keys for the folder keep
+// (kind-bin-<key>, kind-images-<key>, kind-rootfs-<key>): every change of an
+// input would otherwise leave hundreds of megabytes behind.
+func pruneOld(keep string) {
+	prefix := strings.TrimRight(filepath.Base(keep), "0123456789abcdef")
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(keep), prefix+"*"))
+	for _, p := range old {
+		if p != keep && !strings.HasSuffix(p, ".tmp") {
+			os.RemoveAll(p)
+		}
+	}
 }
 
 func hashOf(parts ...string) string {

@@ -29,6 +29,11 @@ func TestNodeBoots(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	cache := localcluster.DefaultCacheDir()
+	start := time.Now()
+	if err := Prepare(ctx, Options{CacheDir: cache, Log: testLog{t}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node image files ready in %s", time.Since(start).Round(time.Second))
 	e, err := dockerd.Start(ctx, dockerd.Options{Dir: dir, DataRoot: filepath.Join(cache, "kind-docker"), Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +44,7 @@ func TestNodeBoots(t *testing.T) {
 			e.Stop()
 		}
 	}()
-	start := time.Now()
+	start = time.Now()
 	img, err := Build(ctx, e, Options{CacheDir: cache, Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
