@@ -79,8 +79,7 @@ type Engine struct {
 	pid    int
 	// created are host folders that did not exist before Start; Stop removes
 	// them when empty.
-	created  []string
-	networks []string
+	created []string
 }
 
 // hostFolders are fixed paths dockerd and its containerd use whatever they
@@ -176,6 +175,12 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	if err := e.waitReady(ctx, exited); err != nil {
 		e.Stop()
 		return nil, fmt.Errorf("dockerd: %w; see %s", err, e2path(o, "dockerd.log"))
+	}
+	// A killed run's containers and networks, in a data root kept in the
+	// cache: dockerd brings their bridges back at start.
+	if err := e.removeAll(ctx); err != nil {
+		e.Stop()
+		return nil, fmt.Errorf("dockerd: removing a killed run's containers: %w", err)
 	}
 	fmt.Fprintf(o.Log, "dockerd: engine up in %s at %s\n", time.Since(start).Round(100*time.Millisecond), e.Host)
 	return e, nil
@@ -275,7 +280,6 @@ func (e *Engine) Network(ctx context.Context, name, bridge, subnet, gateway stri
 		"--opt", "com.docker.network.bridge.name="+bridge, name); err != nil {
 		return err
 	}
-	e.networks = append(e.networks, name)
 	if err := recordBridge(e.opts.Dir, bridge); err != nil {
 		return err
 	}
@@ -285,23 +289,41 @@ func (e *Engine) Network(ctx context.Context, name, bridge, subnet, gateway stri
 	return nil
 }
 
+// removeAll removes every container (with its anonymous volumes) and every
+// network but docker's own. The engine is the run's alone, so all of them
+// are the run's, or, in a data root kept in a cache, a killed run's.
+func (e *Engine) removeAll(ctx context.Context) error {
+	var errs []error
+	for _, list := range [][]string{
+		{"ps", "--all", "--quiet"},
+		{"network", "ls", "--quiet", "--filter", "type=custom"},
+	} {
+		out, err := e.Docker(ctx, list...)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			rm := []string{"rm", "--force", "--volumes"}
+			if list[0] == "network" {
+				rm = []string{"network", "rm"}
+			}
+			if _, err := e.Docker(ctx, append(rm, ids...)...); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Stop removes every container and the networks of the engine, stops
 // dockerd by its pid and leaves the host as Start found it.
 func (e *Engine) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var errs []error
-	if out, err := e.Docker(ctx, "ps", "--all", "--quiet"); err == nil {
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			if _, err := e.Docker(ctx, append([]string{"rm", "--force", "--volumes"}, ids...)...); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	for _, n := range e.networks {
-		if _, err := e.Docker(ctx, "network", "rm", n); err != nil {
-			errs = append(errs, err)
-		}
+	if err := e.removeAll(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := Clean(e.opts); err != nil {
 		errs = append(errs, err)

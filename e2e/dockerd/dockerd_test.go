@@ -148,13 +148,14 @@ func (l testLog) Write(p []byte) (int, error) {
 }
 
 // TestCleanAfterKill kills the engine with a container running on its
-// network, as a killed test run would leave it, and checks that the next
-// Start (through Clean) leaves the host as it was.
+// network, as a killed test run would leave it, and checks that Clean leaves
+// the host as it was, and that the next Start on the same data root (kept,
+// as in the cache) starts with neither the container nor the network.
 func TestCleanAfterKill(t *testing.T) {
 	dir, before := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	o := Options{Dir: dir, Log: testLog{t}}
+	o := Options{Dir: dir, DataRoot: t.TempDir(), Log: testLog{t}}
 	e, err := Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +177,25 @@ func TestCleanAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	if diff := before.Diff(SnapshotHost(dir)); len(diff) > 0 {
-		t.Errorf("the host changed:\n%s", strings.Join(diff, "\n"))
+		t.Errorf("after Clean, the host changed:\n%s", strings.Join(diff, "\n"))
+	}
+
+	e, err = Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, list := range [][]string{{"ps", "--all", "--quiet"}, {"network", "ls", "--quiet", "--filter", "type=custom"}} {
+		if out, err := e.Docker(ctx, list...); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+			t.Errorf("docker %s after a restart: %q, %v; want none of the killed run's", strings.Join(list, " "), out, err)
+		}
+	}
+	if err := e.Network(ctx, "nova-auth-dtest", "nvdtest0", "172.30.78.0/24", "172.30.78.1"); err != nil {
+		t.Error(err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := before.Diff(SnapshotHost(dir)); len(diff) > 0 {
+		t.Errorf("after the second run, the host changed:\n%s", strings.Join(diff, "\n"))
 	}
 }
