@@ -52,7 +52,7 @@ grpcurl: $(BIN)/grpcurl ## Build bin/grpcurl (pinned) to try the API
 ##@ Test
 
 .PHONY: test
-test: lint verify-proto test-go fuzz test-chart cluster-build test-cluster e2e e2e-kind ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster, e2e on the local cluster and on kind
+test: lint verify-proto test-go fuzz test-chart cluster-build test-cluster e2e ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster, e2e (make e2e-kind: the same suite on three kind nodes, not yet in make test)
 
 .PHONY: lint
 lint: ## gofmt and go vet

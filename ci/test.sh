@@ -30,8 +30,8 @@ command -v make >/dev/null || apt_install make
 
 # The local Kubernetes cluster's runtime (containerd, runc, CNI plugins, iptables).
 bash e2e/ci-deps.sh
-# The kind provider's: Debian's Docker engine (no daemon started) and mmdebstrap.
-bash e2e/kind-deps.sh
+# The kind provider (`make e2e-kind`) is not part of `make test` yet, so CI
+# does not install its Docker engine and mmdebstrap (`make kind-deps` does).
 
 export CI=1
 go version

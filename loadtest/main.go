@@ -112,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.UintVar(&s.Warmup, "warmup", 500, "calls at the start left out of the statistics (split by weight in the mix)")
 	fs.DurationVar(&s.WarmupTime, "warmup-time", 2*time.Second, "calls started in the first part of the run left out too (connection and pool growth)")
 	fs.DurationVar(&s.Timeout, "timeout", 5*time.Second, "per-call deadline")
+	fs.BoolVar(&s.WaitForReady, "wait-for-ready", false, "a call made while its connection is being re-established waits for it (within --timeout) instead of failing with UNAVAILABLE, as a caller that retries would see it (rolling upgrades)")
 
 	fs.DurationVar(&g.P95, "p95", 200*time.Millisecond, "gate: fail when p95 latency is above (0: off)")
 	fs.DurationVar(&g.P99, "p99", 500*time.Millisecond, "gate: fail when p99 latency is above (0: off)")

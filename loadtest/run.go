@@ -51,6 +51,11 @@ type Shape struct {
 	Warmup       uint          // calls left out of the statistics at the start
 	WarmupTime   time.Duration // calls started this early in the run are left out too
 	Timeout      time.Duration // per-call deadline
+	// WaitForReady makes a call issued while its connection is being
+	// re-established (a server draining in a rolling upgrade sends GOAWAY)
+	// wait for it, within Timeout, instead of failing at once with
+	// UNAVAILABLE: what a caller that retries UNAVAILABLE observes.
+	WaitForReady bool
 }
 
 func (s Shape) paced() bool { return s.RPS > 0 || s.Schedule == "step" || s.Schedule == "line" }
@@ -199,6 +204,9 @@ func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, 
 			prog.started.Add(1)
 			return []*dynamic.Message{msgs[cd.RequestNumber%n]}, nil
 		}),
+	}
+	if s.WaitForReady {
+		opts = append(opts, runner.WithDefaultCallOptions([]grpc.CallOption{grpc.WaitForReady(true)}))
 	}
 	if t.CACert != "" {
 		opts = append(opts, runner.WithRootCertificate(t.CACert))

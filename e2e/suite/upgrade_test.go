@@ -202,7 +202,14 @@ func upgradeUnderLoad(t *testing.T, e *env, dataset []byte, dir string, opts *he
 		Name: "loadtest", Image: loadtestRef,
 		Args: []string{"--addr", grpcAddr, "--data", "/data/data.json", "--scenario", "mix", "--rps", "100", "--concurrency", "16",
 			"--connections", "1", "--duration", loadFor.String(), "--warmup", "0", "--warmup-time", "0s", "--timeout", "10s",
-			// Zero failed calls; latency is not what this step measures.
+			// Zero failed calls; latency is not what this step measures. A
+			// draining pod's GOAWAY makes the connection reconnect through the
+			// Service; --wait-for-ready lets a call made in that moment wait
+			// for the new connection (within --timeout), as a caller that
+			// retries UNAVAILABLE (the clients pool) sees it, instead of
+			// failing at once when kube-proxy still routes the first attempt
+			// to the pod that just closed its listener.
+			"--wait-for-ready",
 			"--max-error-rate", "0", "--p95", "0", "--p99", "0", "--min-rps", "0", "--progress", "10s", "--out", "/out"},
 		Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
 		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}, {Name: "out", MountPath: "/out"}},
