@@ -21,20 +21,8 @@ func TestMutualTLS(t *testing.T) {
 		t.Skip("starts PostgreSQL and the service")
 	}
 	ctx := context.Background()
-	bin, err := testenv.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pg, err := testenv.StartPostgres(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
-	dbURL, err := pg.CreateDatabase(ctx, "loadtest_tls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
+	sv := newService(t, "loadtest_tls")
+	bin, dbURL, dir, keys, env := sv.bin, sv.dbURL, sv.dir, sv.keys, sv.env
 	ca, err := testenv.NewCA("test CA")
 	if err != nil {
 		t.Fatal(err)
@@ -51,14 +39,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := filepath.Join(dir, "keys")
-	env := []string{"DATABASE_URL=" + dbURL, "JWT_ISSUER=https://auth.nova.test", "JWT_AUDIENCE=nova", "SHUTDOWN_DELAY=0s"}
-	for _, args := range [][]string{{"keys", "generate", "--out-dir", keys}, {"migrate"}} {
-		if out, err := command(bin, env, args...); err != nil {
-			t.Fatalf("auth-service %v: %v\n%s", args, err, out)
-		}
-	}
-	env = append(env, "JWT_PUBLIC_KEY_FILE="+filepath.Join(keys, "public.pem"),
+	env = append(env,
 		"TLS_CERT_FILE="+srvCrtFile, "TLS_KEY_FILE="+srvKeyFile, "TLS_CLIENT_CA_FILE="+caFile,
 		"CALLER_POLICY=*=spiffe://nova/ns/loadtest/sa/loadtest")
 	var logs bytes.Buffer
@@ -97,6 +78,43 @@ func TestMutualTLS(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr.String(), "client certificate missing or refused: --cert/--key?") {
 		t.Fatalf("without --cert: exit %d, stderr %q; want 2 and the client certificate named", code, stderr.String())
 	}
+}
+
+// service is a database migrated for the auth service and its keys, ready
+// for `serve` with env: what each load-test test against a real service needs.
+type service struct {
+	bin, dbURL, dir, keys string
+	env                   []string // DATABASE_URL, JWT_*, SHUTDOWN_DELAY=0s
+}
+
+// newService starts a throwaway PostgreSQL (closed when t ends), creates db
+// in it, generates keys and migrates.
+func newService(t *testing.T, db string) *service {
+	t.Helper()
+	ctx := context.Background()
+	bin, err := testenv.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := testenv.StartPostgres(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Close)
+	dbURL, err := pg.CreateDatabase(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv := &service{bin: bin, dbURL: dbURL, dir: t.TempDir()}
+	sv.keys = filepath.Join(sv.dir, "keys")
+	env := []string{"DATABASE_URL=" + dbURL, "JWT_ISSUER=https://auth.nova.test", "JWT_AUDIENCE=nova", "SHUTDOWN_DELAY=0s"}
+	for _, args := range [][]string{{"keys", "generate", "--out-dir", sv.keys}, {"migrate"}} {
+		if out, err := command(bin, env, args...); err != nil {
+			t.Fatalf("auth-service %v: %v\n%s", args, err, out)
+		}
+	}
+	sv.env = append(env, "JWT_PUBLIC_KEY_FILE="+filepath.Join(sv.keys, "public.pem"))
+	return sv
 }
 
 // command runs the auth-service binary once with env (nothing inherited).

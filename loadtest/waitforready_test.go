@@ -23,28 +23,8 @@ func TestWaitForReady(t *testing.T) {
 		t.Skip("starts PostgreSQL and the service")
 	}
 	ctx := context.Background()
-	bin, err := testenv.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pg, err := testenv.StartPostgres(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
-	dbURL, err := pg.CreateDatabase(ctx, "loadtest_restart")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	keys := filepath.Join(dir, "keys")
-	env := []string{"DATABASE_URL=" + dbURL, "JWT_ISSUER=https://auth.nova.test", "JWT_AUDIENCE=nova", "SHUTDOWN_DELAY=0s"}
-	for _, args := range [][]string{{"keys", "generate", "--out-dir", keys}, {"migrate"}} {
-		if out, err := command(bin, env, args...); err != nil {
-			t.Fatalf("auth-service %v: %v\n%s", args, err, out)
-		}
-	}
-	env = append(env, "JWT_PUBLIC_KEY_FILE="+filepath.Join(keys, "public.pem"))
+	sv := newService(t, "loadtest_restart")
+	bin, dbURL, dir, keys, env := sv.bin, sv.dbURL, sv.dir, sv.keys, sv.env
 	serve := func(gp, hp int) *testenv.Proc {
 		p, err := testenv.Serve(bin, testenv.ServeOptions{Env: env, GRPCPort: gp, HTTPPort: hp})
 		if err != nil {
