@@ -58,7 +58,7 @@ func serviceEnvNames(t *testing.T) []string {
 // fails here until the chart sets it or says why not.
 func TestConfigMapKeysConsumed(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the service binary")
+		t.Skip("-short: builds the service binary (make test runs it without -short)")
 	}
 	names := serviceEnvNames(t)
 	reads := map[string]bool{}

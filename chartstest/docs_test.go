@@ -26,7 +26,7 @@ var helmDocsArgs = []string{
 // `go test -run TestReadmeUpToDate -update` rewrites it.
 func TestReadmeUpToDate(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds helm-docs")
+		t.Skip("-short: builds helm-docs from tools/ (make test runs it without -short)")
 	}
 	bin := tool(t, "../tools", "github.com/norwoodj/helm-docs/cmd/helm-docs")
 	readme := filepath.Join(chartDir, "README.md")

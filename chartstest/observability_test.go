@@ -50,7 +50,7 @@ var (
 func serviceMetrics(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("builds and runs the service binary")
+		t.Skip("-short: builds and runs the service binary (make test runs it without -short)")
 	}
 	scrapeOnce.Do(func() { scraped, scrapeErr = scrape() })
 	if scrapeErr != nil {

@@ -2,8 +2,6 @@ package clients
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +21,7 @@ import (
 	_ "google.golang.org/grpc/health" // registers client-side health checking
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/nova-auth/nova-auth/internal/tlsclient"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
@@ -268,32 +267,19 @@ func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }
 
-// transportCredentials builds plaintext, TLS or mutual TLS credentials. The
-// client certificate is re-read at each handshake so a rotated one (e.g.
-// by cert-manager) is picked up without a restart.
+// transportCredentials builds plaintext, TLS or mutual TLS credentials
+// (tlsclient: the client certificate is re-read at each handshake).
 func transportCredentials(t TLSConfig) (credentials.TransportCredentials, error) {
 	if !t.Enabled {
 		return insecure.NewCredentials(), nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("clients: GRPC_CLIENT_TLS_CA_FILE: %w", err)
+	creds, err := tlsclient.Credentials(tlsclient.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName})
+	var fe *tlsclient.FileError
+	if errors.As(err, &fe) {
+		if fe.CA {
+			return nil, fmt.Errorf("clients: GRPC_CLIENT_TLS_CA_FILE: %w", fe.Err)
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("clients: GRPC_CLIENT_TLS_CA_FILE: no PEM certificate in %s", t.CAFile)
-		}
+		return nil, fmt.Errorf("clients: GRPC_CLIENT_TLS_CERT_FILE/GRPC_CLIENT_TLS_KEY_FILE: %w", fe.Err)
 	}
-	if t.CertFile != "" {
-		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-			return nil, fmt.Errorf("clients: GRPC_CLIENT_TLS_CERT_FILE/GRPC_CLIENT_TLS_KEY_FILE: %w", err)
-		}
-		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-			return &c, err
-		}
-	}
-	return credentials.NewTLS(tc), nil
+	return creds, err
 }

@@ -186,7 +186,7 @@ func TestWrongAddress(t *testing.T) {
 // that data sets the server cannot use are refused by name.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts PostgreSQL and the service")
+		t.Skip("-short: starts PostgreSQL and the service (make test runs it without -short)")
 	}
 	ctx := context.Background()
 	bin, err := testenv.Binary()

@@ -18,7 +18,7 @@ import (
 // test; without the client certificate the pre-flight check refuses to run.
 func TestMutualTLS(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts PostgreSQL and the service")
+		t.Skip("-short: starts PostgreSQL and the service (make test runs it without -short)")
 	}
 	ctx := context.Background()
 	sv := newService(t, "loadtest_tls")

@@ -20,7 +20,7 @@ import (
 // the new server and none fails. (The e2e suite's upgrade steps use it.)
 func TestWaitForReady(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts PostgreSQL and the service")
+		t.Skip("-short: starts PostgreSQL and the service (make test runs it without -short)")
 	}
 	ctx := context.Background()
 	sv := newService(t, "loadtest_restart")

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nova-auth/nova-auth/internal/tlsclient"
 	"github.com/nova-auth/nova-auth/service/internal/grpcserver"
 )
 
@@ -71,25 +70,15 @@ func healthcheckCreds(useTLS bool, caFile, certFile, keyFile, serverName string)
 	if !useTLS && caFile == "" && certFile == "" && serverName == "" {
 		return insecure.NewCredentials(), nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
-	if caFile != "" {
-		b, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--cacert: %w", err)
+	creds, err := tlsclient.Credentials(tlsclient.Files{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: serverName})
+	var fe *tlsclient.FileError
+	if errors.As(err, &fe) {
+		if fe.CA {
+			return nil, fmt.Errorf("--cacert: %w", fe.Err)
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", caFile)
-		}
+		return nil, fmt.Errorf("--cert/--key: %w", fe.Err)
 	}
-	if certFile != "" {
-		c, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--cert/--key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{c}
-	}
-	return credentials.NewTLS(tc), nil
+	return creds, err
 }
 
 // localGRPCAddr is this host's gRPC address as the configuration gives it.
