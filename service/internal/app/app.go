@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/nova-auth/nova-auth/internal/tokens"
+	"github.com/nova-auth/nova-auth/service/internal/cache"
 	"github.com/nova-auth/nova-auth/service/internal/config"
 	"github.com/nova-auth/nova-auth/service/internal/grpcserver"
 	"github.com/nova-auth/nova-auth/service/internal/httpserver"
@@ -32,6 +33,7 @@ type App struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	store  *store.Store
+	cache  *cache.Cache // nil when CACHE_SIZE is 0
 	grpc   *grpc.Server
 	health *health.Server
 	http   *http.Server
@@ -81,7 +83,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		}
 		grpcCreds = credentials.NewTLS(reloader.Config(true, "h2"))
 	}
-	handlers := grpcserver.New(st, verifier, grpcserver.Lockout{Threshold: cfg.LockoutThreshold, Duration: cfg.LockoutDuration}, log)
+	var reads grpcserver.Store = st
+	if cfg.CacheSize > 0 {
+		a.cache = cache.New(st, cache.Options{MaxEntries: cfg.CacheSize, MaxBytes: cfg.CacheMaxBytes, TTL: cfg.CacheTTL}, log)
+		reg.MustRegister(a.cache)
+		reads = a.cache
+	}
+	handlers := grpcserver.New(reads, verifier, grpcserver.Lockout{Threshold: cfg.LockoutThreshold, Duration: cfg.LockoutDuration}, log)
 	var inv *grpcserver.Invoker
 	a.grpc, inv = grpcserver.NewGRPC(handlers, a.health, metrics.NewGRPC(reg), grpcserver.Options{
 		MaxConcurrentStreams: cfg.GRPCMaxConcurrentStreams,
@@ -274,6 +282,14 @@ func (a *App) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 
 	var wg sync.WaitGroup
 	loopCtx, stopLoop := context.WithCancel(ctx)
+	if a.cache != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.store.Listen(loopCtx, store.CacheChannel, a.cache, store.ListenOptions{
+				Ping: a.cfg.CacheListenPing, PingTimeout: a.cfg.CacheListenPing, Retry: 500 * time.Millisecond})
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

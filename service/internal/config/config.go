@@ -61,6 +61,12 @@ type Config struct {
 	DBConnectTimeout    time.Duration
 	DBHealthCheckPeriod time.Duration
 
+	// CacheSize 0 turns the read cache off.
+	CacheSize       int
+	CacheMaxBytes   int
+	CacheTTL        time.Duration
+	CacheListenPing time.Duration
+
 	LogLevel slog.Level
 
 	PprofAddr        string
@@ -210,6 +216,18 @@ var Vars = []Var{
 	{Name: "DB_HEALTH_CHECK_PERIOD", Default: "5s",
 		Help:  "How often readiness pings PostgreSQL and re-checks the schema version.",
 		Parse: func(c *Config, v string) error { return dur(&c.DBHealthCheckPeriod, v, 100*time.Millisecond) }},
+	{Name: "CACHE_SIZE", Default: "100000",
+		Help:  "Entries (users, emails) the read cache of GetUser, GetUsersByIds, CheckUserExists, GetUserByEmail, CheckPermission and GetUserPermissions holds, kept consistent across replicas by PostgreSQL LISTEN/NOTIFY (see Read cache); 0 turns it off (0..10000000).",
+		Parse: func(c *Config, v string) error { return intVar(&c.CacheSize, v, 0, 10_000_000) }},
+	{Name: "CACHE_MAX_BYTES", Default: "67108864",
+		Help:  "Estimated memory the read cache may hold; the least recently used entries go first (1048576..17179869184).",
+		Parse: func(c *Config, v string) error { return intVar(&c.CacheMaxBytes, v, 1<<20, 16<<30) }},
+	{Name: "CACHE_TTL", Default: "5m",
+		Help:  "Longest an entry is served, a backstop for a change no trigger notified (triggers disabled by hand); a cached lock ends at its locked_until regardless (at least 1s).",
+		Parse: func(c *Config, v string) error { return dur(&c.CacheTTL, v, time.Second) }},
+	{Name: "CACHE_LISTEN_PING", Default: "5s",
+		Help:  "How long the cache's LISTEN connection may stay silent before it is checked with a query; a connection lost without a word is noticed within twice this, and until then the cache may serve what changed (at least 100ms).",
+		Parse: func(c *Config, v string) error { return dur(&c.CacheListenPing, v, 100*time.Millisecond) }},
 	{Name: "PPROF_ADDR",
 		Help: "When set (e.g. 127.0.0.1:6060), serve Go's /debug/pprof profiles on this address; off by default. Only a loopback address (127.0.0.1, ::1, localhost) is accepted unless PPROF_ALLOW_REMOTE=true: profiles are not for the network.",
 		Parse: func(c *Config, v string) error {
