@@ -72,7 +72,7 @@ fuzz: ## Fuzz VerifyToken's input and the gRPC request UTF-8 check for FUZZTIME 
 	$(GO) test -run='^$$' -fuzz=FuzzInvalidUTF8Field -fuzztime=$(FUZZTIME) ./service/internal/grpcserver
 
 .PHONY: bench-service
-bench-service: ## go test benchmarks: VerifyToken, GetUser, ListUsers against a health-check baseline
+bench-service: ## go test benchmarks: VerifyToken, GetUser, CheckPermission, ListUsers (cache on and off) against a health-check baseline
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/tokens ./service/internal/app
 
 .PHONY: clean

@@ -197,3 +197,16 @@ var cheapHash = func() string {
 	}
 	return h
 }()
+
+// waitCache waits until the read cache listens for changes (and so is in
+// use): it starts off, and reads go to PostgreSQL until then.
+func (e *env) waitCache(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for e.app.cache == nil || !e.app.cache.Up() {
+		if time.Now().After(deadline) {
+			t.Fatal("the read cache never started listening")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

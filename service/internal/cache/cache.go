@@ -47,12 +47,10 @@ type Cache struct {
 	ttl     time.Duration
 	now     func() time.Time
 	log     *slog.Logger
+	lists   lists
 	enabled atomic.Bool
 	up      atomic.Bool
 	stats   counters
-	// lastNotify is when the last notification was applied (unix nanos),
-	// for tests measuring the notification-to-eviction delay.
-	lastNotify atomic.Int64
 }
 
 // New builds a cache in front of b, disabled until Subscribed.
@@ -68,7 +66,7 @@ func New(b Backend, o Options, log *slog.Logger) *Cache {
 // heard. What was cached before (if anything) may have missed changes:
 // flush, then serve from the cache.
 func (c *Cache) Subscribed() {
-	c.l.flush()
+	c.flush()
 	c.enabled.Store(true)
 	c.up.Store(true)
 	c.stats.subscribes.Add(1)
@@ -79,7 +77,7 @@ func (c *Cache) Subscribed() {
 // stop reads in flight from filling it.
 func (c *Cache) Lost(err error) {
 	c.enabled.Store(false)
-	c.l.flush()
+	c.flush()
 	switch {
 	case !c.up.Swap(false):
 	case errors.Is(err, context.Canceled):
@@ -91,6 +89,7 @@ func (c *Cache) Lost(err error) {
 
 // notification is migration 0004's payload.
 type notification struct {
+	T string      `json:"t"` // the table
 	U []uuid.UUID `json:"u"`
 	E []string    `json:"e"`
 }
@@ -99,11 +98,13 @@ type notification struct {
 // flushes everything.
 func (c *Cache) Notify(payload string) {
 	c.stats.notifications.Add(1)
-	defer c.lastNotify.Store(c.now().UnixNano())
 	var n notification
 	if payload == "*" || json.Unmarshal([]byte(payload), &n) != nil {
-		c.l.flush()
+		c.flush()
 		return
+	}
+	if n.T != "user_permissions" {
+		c.l.evicted[reasonInvalidated].Add(uint64(c.lists.drop()))
 	}
 	for _, id := range n.U {
 		c.l.evict(userKey(id))
@@ -113,13 +114,11 @@ func (c *Cache) Notify(payload string) {
 	}
 }
 
-// LastNotify is when the last notification was applied (zero when none).
-func (c *Cache) LastNotify() time.Time {
-	n := c.lastNotify.Load()
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
+// flush drops every entry and page and stops every read in flight from
+// inserting.
+func (c *Cache) flush() {
+	c.l.flush()
+	c.l.evicted[reasonFlushed].Add(uint64(c.lists.drop()))
 }
 
 // ticket notes the generation of k before a backend read; ok is false while
@@ -310,12 +309,6 @@ func (c *Cache) GetUserByEmail(ctx context.Context, addr string) (store.User, er
 	})
 }
 
-// ListUsers is not cached: a page depends on every user, and one
-// invalidation would drop every page. It reads the index instead (keyset).
-func (c *Cache) ListUsers(ctx context.Context, limit, offset int32, after *store.UserKey) ([]store.User, int64, error) {
-	return c.b.ListUsers(ctx, limit, offset, after)
-}
-
 // HasPermission is store.HasPermission from memory when known: the answer
 // for this permission, the user's whole list, or that there is no user.
 func (c *Cache) HasPermission(ctx context.Context, id uuid.UUID, permission string) (bool, error) {
@@ -404,7 +397,8 @@ func (c *Cache) Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 	return list, err
 }
 
-// RecordFailedLogin writes through, then evicts the user here at once, so
+// RecordFailedLogin writes through, then evicts the user (and the pages,
+// which show the failure count) here at once, so
 // a caller reading this replica right after its own write sees it (the
 // trigger's notification evicts it everywhere, this replica too).
 func (c *Cache) RecordFailedLogin(ctx context.Context, id uuid.UUID, threshold int, lockFor time.Duration) (store.LoginFailure, error) {
@@ -418,6 +412,7 @@ func (c *Cache) RecordFailedLogin(ctx context.Context, id uuid.UUID, threshold i
 		return false
 	})
 	c.l.evict(k)
+	c.lists.drop()
 	if addr != "" {
 		c.l.evict(emailKey(email.Canonical(addr)))
 	}

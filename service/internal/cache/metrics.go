@@ -14,10 +14,11 @@ const (
 	opGetUserByEmail
 	opHasPermission
 	opPermissions
+	opListUsers
 	nOps
 )
 
-var opNames = [nOps]string{"GetUser", "GetUsersByIDs", "UserExists", "GetUserByEmail", "HasPermission", "Permissions"}
+var opNames = [nOps]string{"GetUser", "GetUsersByIDs", "UserExists", "GetUserByEmail", "HasPermission", "Permissions", "ListUsers"}
 
 // What a read found: answered from memory, read from PostgreSQL (and
 // cached), or read from PostgreSQL with the cache off (listener down).

@@ -243,7 +243,12 @@ func view(c authpb.AuthServiceClient, id, addr string) string {
 	}
 	bi, err := c.GetUsersByIds(ctx, &authpb.GetUsersByIdsRequest{UserIds: []string{id}})
 	fmt.Fprintf(&b, "ByIds: %v %d\n", status.Code(err), len(bi.GetUsers()))
-	return b.String()
+	l, err := c.ListUsers(ctx, &authpb.ListUsersRequest{Limit: 3})
+	fmt.Fprintf(&b, "List: %v total=%d", status.Code(err), l.GetTotalCount())
+	for _, u := range l.GetUsers() {
+		fmt.Fprintf(&b, " [%s]", compact(u))
+	}
+	return b.String() + "\n"
 }
 
 func compact(u *authpb.User) string {

@@ -217,7 +217,7 @@ var Vars = []Var{
 		Help:  "How often readiness pings PostgreSQL and re-checks the schema version.",
 		Parse: func(c *Config, v string) error { return dur(&c.DBHealthCheckPeriod, v, 100*time.Millisecond) }},
 	{Name: "CACHE_SIZE", Default: "100000",
-		Help:  "Entries (users, emails) the read cache of GetUser, GetUsersByIds, CheckUserExists, GetUserByEmail, CheckPermission and GetUserPermissions holds, kept consistent across replicas by PostgreSQL LISTEN/NOTIFY (see Read cache); 0 turns it off (0..10000000).",
+		Help:  "Entries (users, emails) the read cache of GetUser, GetUsersByIds, CheckUserExists, GetUserByEmail, CheckPermission, GetUserPermissions (and ListUsers pages, up to 1024) holds, kept consistent across replicas by PostgreSQL LISTEN/NOTIFY (see Read cache); 0 turns it off (0..10000000).",
 		Parse: func(c *Config, v string) error { return intVar(&c.CacheSize, v, 0, 10_000_000) }},
 	{Name: "CACHE_MAX_BYTES", Default: "67108864",
 		Help:  "Estimated memory the read cache may hold; the least recently used entries go first (1048576..17179869184).",

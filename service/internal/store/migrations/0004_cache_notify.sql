@@ -2,17 +2,20 @@
 -- notification on channel nova_auth_cache (see internal/cache). Triggers,
 -- not the service's code, send them, so a change made directly in SQL by an
 -- operator evicts too. One notification per statement, sent at commit:
---   {"u":[user ids],"e":[canonical emails]}  evict these keys;
+--   {"t":table,"u":[user ids],"e":[canonical emails]}
+--                                            evict these keys (and, for
+--                                            users, every ListUsers page);
 --   *                                        evict everything (TRUNCATE, or
 --                                            a statement touching too many
 --                                            rows for one payload).
 -- PostgreSQL caps a payload below 8000 bytes; past 7000 the flush is cheaper
 -- than the list anyway.
 
-CREATE FUNCTION nova_cache_payload(ids uuid[], emails text[]) RETURNS text
+CREATE FUNCTION nova_cache_payload(tab text, ids uuid[], emails text[]) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN octet_length(p) > 7000 THEN '*' ELSE p END
     FROM (SELECT json_build_object(
+              't', tab,
               'u', coalesce((SELECT json_agg(DISTINCT i) FROM unnest(ids) i WHERE i IS NOT NULL), '[]'),
               'e', coalesce((SELECT json_agg(DISTINCT e) FROM unnest(emails) e WHERE e IS NOT NULL), '[]'))::text AS p) x
 $$;
@@ -37,7 +40,7 @@ BEGIN
     END IF;
     EXECUTE 'SELECT array_agg(i), array_agg(e) FROM (' || rows || ') r(i, e)' INTO ids, emails;
     IF ids IS NOT NULL THEN
-        PERFORM pg_notify('nova_auth_cache', nova_cache_payload(ids, emails));
+        PERFORM pg_notify('nova_auth_cache', nova_cache_payload(TG_TABLE_NAME, ids, emails));
     END IF;
     RETURN NULL;
 END $$;
