@@ -6,7 +6,7 @@ LOADTEST_DURATION ?= 20s
 # `make bench`: each RPC for BENCH_DURATION at BENCH_CONCURRENCY, then the mix at BENCH_MIX_RPS.
 BENCH_DURATION    ?= 10s
 BENCH_CONCURRENCY ?= 16
-BENCH_MIX_RPS     ?= 5000
+BENCH_MIX_RPS     ?= 8000
 # Extra flags for either, e.g. LOADTEST_FLAGS='--seed 50000'.
 LOADTEST_FLAGS    ?=
 

@@ -25,6 +25,9 @@ type Dataset struct {
 	// Permission is one every user holds; CheckPermission asks for it and
 	// for a permission nobody holds, alternately.
 	Permission string `json:"permission"`
+	// PageTokens are ListUsers' next_page_tokens after the first pages of
+	// 20, asked of the server at the start of each run.
+	PageTokens []string `json:"-"`
 }
 
 // DataUser is one user of the data set.

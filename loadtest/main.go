@@ -57,6 +57,8 @@ type config struct {
 	data     string
 	out      string
 	progress time.Duration
+	// metricsURL is the service's /metrics, for the read cache's hit rate.
+	metricsURL string
 }
 
 // kvFlag collects repeated key=value flags; gRPC metadata keys are lower case.
@@ -131,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.seed.Audience, "jwt-audience", os.Getenv("JWT_AUDIENCE"), "aud of --seed tokens")
 	fs.DurationVar(&c.seed.TokenTTL, "token-ttl", 2*time.Hour, "lifetime of --seed tokens")
 	fs.StringVar(&c.data, "data", "", "JSON data set to read ids, emails and tokens from (nothing is written; see data.go)")
+	fs.StringVar(&c.metricsURL, "metrics-url", "", "the service's /metrics URL, to report the read cache's hit rate in the mix (set by --local)")
 	fs.StringVar(&c.out, "out", "loadtest/out", "folder for summary.json, data.json and ghz's HTML reports")
 	fs.DurationVar(&c.progress, "progress", 5*time.Second, "progress line interval (0: off)")
 	if err := fs.Parse(args); err != nil {
@@ -228,6 +231,7 @@ func execute(ctx context.Context, c *config, stdout, stderr io.Writer) ([]string
 		}
 		defer st.Stop()
 		c.target.Addr = st.GRPCAddr
+		c.metricsURL = "http://" + st.HTTPAddr + "/metrics"
 		env := envMap(st.Env)
 		c.seed.DatabaseURL = env["DATABASE_URL"]
 		c.seed.PrivateKeyFile = env["JWT_PRIVATE_KEY_FILE"]
@@ -321,6 +325,20 @@ func checkDataset(ctx context.Context, t Target, d *Dataset) error {
 	if !v.GetValid() {
 		return fmt.Errorf("the server refuses the data set's tokens (%s): wrong signing key, issuer or audience, or expired", v.GetError())
 	}
+	// ListUsers pages after the first go by page_token (keyset), as a
+	// client paging through would.
+	d.PageTokens = nil
+	tok := ""
+	for range 4 {
+		r, err := cl.ListUsers(ctx, &authpb.ListUsersRequest{Limit: 20, PageToken: tok})
+		if err != nil {
+			return fmt.Errorf("ListUsers: %w", err)
+		}
+		if tok = r.GetNextPageToken(); tok == "" {
+			break
+		}
+		d.PageTokens = append(d.PageTokens, tok)
+	}
 	return nil
 }
 
@@ -346,10 +364,14 @@ func loadRun(ctx context.Context, c *config, d *Dataset, ps []byte, stdout, stde
 			return nil, err
 		}
 		fmt.Fprintf(stderr, "mix for %s at %s against %s\n", c.shape.Duration, rateText(c.shape), c.target.Addr)
+		window := cacheWindow(c.metricsURL, c.shape.WarmupTime)
 		parts, total, err := runMix(ctx, c.target, mix, d, c.shape, ps, c.progress, stderr)
 		if err != nil {
 			return nil, err
 		}
+		hr := window()
+		defer fmt.Fprintln(stdout, hr)
+		summary["cache"] = hr
 		if err := allFailed(total); err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,11 +215,16 @@ func TestSmoke(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"--addr", st.GRPCAddr, "--seed", "500", "--database-url", env["DATABASE_URL"],
 		"--jwt-private-key-file", env["JWT_PRIVATE_KEY_FILE"], "--jwt-issuer", env["JWT_ISSUER"], "--jwt-audience", env["JWT_AUDIENCE"],
-		"--rps", "1500", "--duration", "5s", "--warmup-time", "2s", "--progress", "0", "--out", out}, &stdout, &stderr)
+		"--rps", "1500", "--duration", "5s", "--warmup-time", "2s", "--progress", "0", "--out", out,
+		"--metrics-url", "http://" + st.HTTPAddr + "/metrics"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("smoke run: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 	t.Logf("smoke run:\n%s", stdout.String())
+	// The read cache's hit rate over the measured part of the mix.
+	if !regexp.MustCompile(`Cache hit rate in the mix \(after the warm-up\): [0-9.]+% \([0-9]+ hits`).MatchString(stdout.String()) {
+		t.Errorf("no cache hit rate in the report:\n%s", stdout.String())
+	}
 	for _, f := range []string{"summary.json", "data.json", "mix-VerifyToken.html", "mix-RecordFailedLogin.html"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)

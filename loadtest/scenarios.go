@@ -51,7 +51,12 @@ var scenarios = []Scenario{
 		return &authpb.GetUserByEmailRequest{Email: e}
 	}},
 	{Name: "ListUsers", build: func(d *Dataset, i int) protoiface.MessageV1 {
-		// Mostly the first pages, as a UI or a sync job would read them.
+		// Mostly the first pages, as a UI or a sync job would read them:
+		// the first, then the next ones by page_token (keyset; by offset
+		// when the server gave no tokens).
+		if k := i % 5; k > 0 && k <= len(d.PageTokens) {
+			return &authpb.ListUsersRequest{Limit: 20, PageToken: d.PageTokens[k-1]}
+		}
 		return &authpb.ListUsersRequest{Limit: 20, Offset: int32(i%5) * 20}
 	}},
 	{Name: "CheckPermission", build: func(d *Dataset, i int) protoiface.MessageV1 {
