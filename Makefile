@@ -46,6 +46,14 @@ $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc &: tools/go.mod tools/
 $(BIN)/grpcurl: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o $(BIN)/ github.com/fullstorydev/grpcurl/cmd/grpcurl
 
+# Jaeger all-in-one, pinned in a module of its own (its dependencies stay out
+# of every other module); the tracing test reads traces back from it.
+$(BIN)/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum
+	cd tools/jaeger && $(GO) build -o $(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+
+.PHONY: jaeger
+jaeger: $(BIN)/jaeger ## Build bin/jaeger (pinned): OTLP receiver, in-memory traces, UI on :16686 (bin/jaeger alone)
+
 .PHONY: grpcurl
 grpcurl: $(BIN)/grpcurl ## Build bin/grpcurl (pinned) to try the API
 
@@ -62,7 +70,7 @@ lint: ## gofmt and go vet
 	@for m in loadtest chartstest e2e; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
 
 .PHONY: test-go
-test-go: ## Go tests of the root module and the load test (real PostgreSQL and gRPC on loopback)
+test-go: $(BIN)/jaeger ## Go tests of the root module and the load test (real PostgreSQL and gRPC on loopback, Jaeger for the traces)
 	$(GO) test -count=1 ./...
 	cd loadtest && $(GO) test -count=1 ./...
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
@@ -100,6 +102,14 @@ type Config struct {
 	// DialOptions are appended to the pool's own, so they win (a custom
 	// resolver, credentials, stats handlers).
 	DialOptions []grpc.DialOption
+
+	// TracerProvider makes a span per call and a client span per attempt;
+	// nil means OpenTelemetry's global provider (otel.SetTracerProvider),
+	// which does nothing until the program installs an SDK.
+	TracerProvider trace.TracerProvider
+	// Propagator writes the trace context into each attempt's metadata;
+	// nil means W3C trace context and baggage.
+	Propagator propagation.TextMapPropagator
 }
 
 // TLSConfig selects transport security. Off means plaintext (inside a mesh

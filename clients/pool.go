@@ -97,6 +97,9 @@ func New(cfg Config) (*Pool, error) {
 				MinConnectTimeout: 5 * time.Second,
 			}),
 		}
+		// The call span outermost, so a breaker's refusal is on it too.
+		tr := newTracer(&cfg)
+		opts = append(opts, grpc.WithChainUnaryInterceptor(tr.unary), grpc.WithStatsHandler(tr))
 		if cfg.BreakerFailures > 0 {
 			b := newBreaker(name, &cfg, m, log)
 			p.breakers[name] = b

@@ -1,12 +1,10 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 )
 
@@ -42,16 +40,10 @@ func RemoveBinary() {
 }
 
 func build() (dir, bin string, err error) {
-	// The root module's folder, from any module that requires it (a nested
-	// one through its replace directive).
-	var stderr bytes.Buffer
-	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/nova-auth/nova-auth")
-	list.Stderr = &stderr
-	out, err := list.Output()
+	root, err := rootDir()
 	if err != nil {
-		return "", "", fmt.Errorf("build the auth-service binary: find the root module: %w\n%s", err, stderr.String())
+		return "", "", fmt.Errorf("build the auth-service binary: %w", err)
 	}
-	root := strings.TrimSpace(string(out))
 	if dir, err = os.MkdirTemp("", "nova-auth-bin-"); err != nil {
 		return "", "", err
 	}

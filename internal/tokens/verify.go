@@ -63,6 +63,9 @@ type Result struct {
 	Email     string
 	ExpiresAt time.Time
 	Reason    string
+	// Cached: the answer came from the verified-token cache, with no
+	// signature check.
+	Cached bool
 }
 
 // NewVerifier builds a verifier; every key must be of an allowed algorithm.
@@ -157,6 +160,7 @@ func (v *Verifier) Verify(token string) Result {
 	}
 	now := v.now()
 	if r, ok := v.cache.get(token, now, v.leeway); ok {
+		r.Cached = true
 		return r
 	}
 	// base64 decoding skips CR and LF, so each would make another spelling

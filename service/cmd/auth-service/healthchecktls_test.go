@@ -7,7 +7,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ type mtlsService struct {
 	p                        *testenv.Proc
 	ca                       *testenv.CA
 	caFile, crtFile, keyFile string
-	logs                     *syncBuffer
+	logs                     *testenv.LogBuffer
 }
 
 func serveMTLS(t *testing.T, extraEnv ...string) *mtlsService {
@@ -43,7 +42,7 @@ func serveMTLS(t *testing.T, extraEnv ...string) *mtlsService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &mtlsService{ca: ca, logs: &syncBuffer{}}
+	s := &mtlsService{ca: ca, logs: &testenv.LogBuffer{}}
 	if s.crtFile, s.keyFile, err = ca.IssueFiles(dir, "tls", testenv.CertOptions{DNSNames: []string{"auth.nova.svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,24 +125,6 @@ func TestCallerPolicyLogged(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a log sink safe to read while the process writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func TestHealthcheckTLS(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/nova-auth/nova-auth/service/internal/tracing"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -105,5 +107,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With(slog.String("service", "auth-service"))
+	h := tracing.LogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(h).With(slog.String("service", "auth-service"))
 }

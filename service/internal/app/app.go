@@ -26,6 +26,7 @@ import (
 	"github.com/nova-auth/nova-auth/service/internal/metrics"
 	"github.com/nova-auth/nova-auth/service/internal/store"
 	"github.com/nova-auth/nova-auth/service/internal/tlsconfig"
+	"github.com/nova-auth/nova-auth/service/internal/tracing"
 )
 
 // App is a configured service, not yet listening.
@@ -47,6 +48,8 @@ type App struct {
 	// from then on a database outage no longer makes the replica unready.
 	served atomic.Bool
 	dbUp   atomic.Bool
+	// tracing is nil when OTEL_EXPORTER_OTLP_ENDPOINT is not set.
+	tracing *tracing.Tracing
 }
 
 // New checks keys and database settings and builds the servers. It does not
@@ -59,16 +62,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
+	tr, err := tracing.Setup(ctx, cfg.Tracing.Settings(""))
+	if err != nil {
+		return nil, err
+	}
+	stOpts := store.Options{
 		MaxConns: cfg.DBMaxConns, MinConns: cfg.DBMinConns,
 		ConnectTimeout: cfg.DBConnectTimeout, HealthCheckPeriod: cfg.DBHealthCheckPeriod,
-	})
+	}
+	var serverSpan grpc.UnaryServerInterceptor
+	if tr != nil {
+		stOpts.Tracer = tracing.PGX{}
+		serverSpan = tr.UnaryServer()
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, stOpts)
 	if err != nil {
+		tr.Shutdown(time.Second) //nolint:errcheck // nothing was traced yet
 		return nil, err
 	}
 	reg := metrics.NewRegistry()
 	metrics.RegisterPool(reg, st.Pool())
-	a := &App{cfg: cfg, log: log, store: st, health: health.NewServer()}
+	a := &App{cfg: cfg, log: log, store: st, health: health.NewServer(), tracing: tr}
 	a.reason.Store("starting")
 	metrics.RegisterHealth(reg, a.ready.Load, a.dbUp.Load)
 	var reloader *tlsconfig.Reloader
@@ -91,7 +105,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	}
 	handlers := grpcserver.New(reads, verifier, grpcserver.Lockout{Threshold: cfg.LockoutThreshold, Duration: cfg.LockoutDuration}, log)
 	var inv *grpcserver.Invoker
-	a.grpc, inv = grpcserver.NewGRPC(handlers, a.health, metrics.NewGRPC(reg), grpcserver.Options{
+	grpcMetrics := metrics.NewGRPC(reg)
+	if tr != nil {
+		grpcMetrics.WithExemplars(tracing.Exemplar)
+	}
+	a.grpc, inv = grpcserver.NewGRPC(handlers, a.health, grpcMetrics, grpcserver.Options{
 		MaxConcurrentStreams: cfg.GRPCMaxConcurrentStreams,
 		MaxRecvMsgBytes:      cfg.GRPCMaxRecvMsgBytes,
 		KeepaliveTime:        cfg.GRPCKeepaliveTime,
@@ -103,6 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		Reflection:           cfg.GRPCReflection,
 		Creds:                grpcCreds,
 		Policy:               cfg.CallerPolicy,
+		Tracing:              serverSpan,
 	}, log)
 	var httpMetrics prometheus.Gatherer = reg
 	if cfg.MetricsAddr() != "" {
@@ -126,6 +145,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		// Refused handshakes (a client of another CA, an expired
 		// certificate) land here: JSON like every other log line.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if tr != nil {
+		a.http.Handler = tr.HTTP(a.http.Handler)
 	}
 	if reloader != nil {
 		// The same certificate, client CA and reloading as gRPC: the
@@ -332,6 +354,9 @@ func (a *App) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	hctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	a.http.Shutdown(hctx) //nolint:errcheck // best effort after gRPC drained
+	if err := a.tracing.Shutdown(2 * time.Second); err != nil {
+		a.log.Warn("spans not flushed to the collector", slog.String("error", err.Error()))
+	}
 	a.log.Info("stopped")
 	return serveErr
 }

@@ -79,6 +79,9 @@ type Config struct {
 	// CallerPolicy is nil when CALLER_POLICY is empty: every caller the
 	// transport lets in may call every method.
 	CallerPolicy *callerpolicy.Policy
+
+	// Tracing is OpenTelemetry's OTEL_* (tracing.go).
+	Tracing Tracing
 }
 
 // Var is one environment variable: its name, default, help and parser.
@@ -86,7 +89,7 @@ type Var = envconfig.Var[Config]
 
 // Vars is the complete list of environment variables the service reads, in
 // the order the README's table shows them.
-var Vars = []Var{
+var Vars = append([]Var{
 	{Name: "DATABASE_URL",
 		Help:   "PostgreSQL connection URL (postgres://user:pass@host:5432/db?sslmode=…). Required for serve, migrate, users, permissions.",
 		Secret: true,
@@ -272,7 +275,7 @@ var Vars = []Var{
 	{Name: "LOG_LEVEL", Default: "info",
 		Help:  "debug, info, warn or error. Logs are JSON on stderr.",
 		Parse: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
-}
+}, tracingVars...)
 
 // Names returns the names of every variable the service reads.
 func Names() []string { return envconfig.Names(Vars) }

@@ -31,6 +31,8 @@ type Options struct {
 	Creds credentials.TransportCredentials
 	// Policy, when set, limits AuthService methods to the callers it names.
 	Policy *callerpolicy.Policy
+	// Tracing, when set, is the outermost interceptor: the server span.
+	Tracing grpc.UnaryServerInterceptor
 }
 
 // ServiceName is the name health checks ask about: the generated
@@ -48,7 +50,12 @@ func NewGRPC(h *Server, hs *health.Server, m *metrics.GRPC, o Options, log *slog
 	// The UTF-8 check next: it forgets what the codec remembered, so nothing
 	// may return before it (utf8.go).
 	codec := newUTF8Codec()
-	ic := chain(m.Unary, codec.check(m.InvalidUTF8), recoverer(log), deadline(o.RequestTimeout), statusMapper(log), callerPolicy(o.Policy, log))
+	ints := []grpc.UnaryServerInterceptor{m.Unary, codec.check(m.InvalidUTF8), recoverer(log), deadline(o.RequestTimeout), statusMapper(log), callerPolicy(o.Policy, log)}
+	if o.Tracing != nil {
+		// Outside the metrics, so their exemplar sees the span.
+		ints = append([]grpc.UnaryServerInterceptor{o.Tracing}, ints...)
+	}
+	ic := chain(ints...)
 	opts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgBytes),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nova-auth/nova-auth/internal/tokens"
 	"github.com/nova-auth/nova-auth/service/internal/store"
+	"github.com/nova-auth/nova-auth/service/internal/tracing"
 	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
 )
 
@@ -159,12 +160,14 @@ func (s *Server) GetUsersByIds(ctx context.Context, r *authpb.GetUsersByIdsReque
 }
 
 // VerifyToken checks a token; an invalid one is valid=false with a reason.
-func (s *Server) VerifyToken(_ context.Context, r *authpb.VerifyTokenRequest) (*authpb.VerifyTokenResponse, error) {
+func (s *Server) VerifyToken(ctx context.Context, r *authpb.VerifyTokenRequest) (*authpb.VerifyTokenResponse, error) {
 	t := bearer(r.GetToken())
 	if t == "" {
 		return nil, invalid("token is required")
 	}
+	_, span := tracing.Start(ctx, "tokens.Verify")
 	res := s.verifier.Verify(t)
+	span.Verified(res.Cached, res.Valid, res.Reason)
 	if !res.Valid {
 		return &authpb.VerifyTokenResponse{Valid: false, Error: res.Reason}, nil
 	}

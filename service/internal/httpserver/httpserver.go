@@ -106,10 +106,11 @@ func HostName(h string) string {
 }
 
 // Metrics builds the handler of the metrics listener (METRICS_PORT): GET
-// /metrics and nothing else.
+// /metrics and nothing else. A scraper that asks for OpenMetrics gets it,
+// with the latency histograms' exemplars (trace IDs).
 func Metrics(gather prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	return mux
 }
 

@@ -18,6 +18,15 @@ type GRPC struct {
 	handled     *prometheus.CounterVec
 	seconds     *prometheus.HistogramVec
 	invalidUTF8 *prometheus.CounterVec
+	// exemplar, when set, labels an observation's exemplar (its trace).
+	exemplar func(context.Context) prometheus.Labels
+}
+
+// WithExemplars makes the latency histogram carry the exemplar f returns
+// for a call's context (nil: none).
+func (m *GRPC) WithExemplars(f func(context.Context) prometheus.Labels) *GRPC {
+	m.exemplar = f
+	return m
 }
 
 // NewGRPC registers the gRPC metrics in reg.
@@ -53,7 +62,16 @@ func (m *GRPC) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h
 	start := time.Now()
 	resp, err := h(ctx, req)
 	svc, method := split(info.FullMethod)
-	m.seconds.WithLabelValues(svc, method).Observe(time.Since(start).Seconds())
+	d := time.Since(start).Seconds()
+	var ex prometheus.Labels
+	if m.exemplar != nil {
+		ex = m.exemplar(ctx)
+	}
+	if obs := m.seconds.WithLabelValues(svc, method); ex != nil {
+		obs.(prometheus.ExemplarObserver).ObserveWithExemplar(d, ex)
+	} else {
+		obs.Observe(d)
+	}
 	m.handled.WithLabelValues(svc, method, status.Code(err).String()).Inc()
 	return resp, err
 }

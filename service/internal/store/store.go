@@ -47,6 +47,9 @@ type Options struct {
 	MinConns          int32
 	ConnectTimeout    time.Duration
 	HealthCheckPeriod time.Duration
+	// Tracer, when set, traces statements (and pool acquires, when it is
+	// a pgxpool.AcquireTracer too); nil when tracing is off.
+	Tracer pgx.QueryTracer
 }
 
 // Store runs the service's queries on a pgx pool.
@@ -82,6 +85,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
 	}
+	cfg.ConnConfig.Tracer = o.Tracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", classify(err))

@@ -1,0 +1,389 @@
+package tracing_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nova-auth/nova-auth/clients"
+	"github.com/nova-auth/nova-auth/internal/testenv"
+	authpb "github.com/nova-auth/nova-auth/service/proto/nova/auth_service"
+)
+
+// The package's test runs the auth-service binary with tracing on against a
+// real Jaeger (OTLP receiver, in-memory storage, query API), calls it
+// through clients.Pool from a "caller" with an SDK of its own exporting to
+// the same Jaeger, and reads the traces back.
+var (
+	bin    string
+	pg     *testenv.Postgres
+	jaeger *testenv.Jaeger
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	fail := func(step string, err error) int {
+		fmt.Fprintf(os.Stderr, "tracing TestMain: %s: %v\n", step, err)
+		return 1
+	}
+	ctx := context.Background()
+	defer testenv.RemoveBinary()
+	var err error
+	if bin, err = testenv.Binary(); err != nil {
+		return fail("build auth-service", err)
+	}
+	jb, err := testenv.JaegerBinary()
+	if err != nil {
+		return fail("build Jaeger", err)
+	}
+	if jaeger, err = testenv.StartJaeger(ctx, jb); err != nil {
+		return fail("start Jaeger", err)
+	}
+	defer jaeger.Close()
+	if pg, err = testenv.StartPostgres(ctx, ""); err != nil {
+		return fail("start PostgreSQL", err)
+	}
+	defer pg.Close()
+	return m.Run()
+}
+
+func cli(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("auth-service %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// caller is the calling service: its own tracer provider exporting to
+// Jaeger as "caller", and a clients.Pool using it.
+type caller struct {
+	tp   *sdktrace.TracerProvider
+	pool *clients.Pool
+}
+
+func newCaller(t *testing.T, grpcAddr string) *caller {
+	t.Helper()
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpointURL(jaeger.OTLPGRPC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "caller"))))
+	cfg := clients.DefaultConfig()
+	cfg.Targets = map[string]string{"auth": grpcAddr}
+	cfg.Registerer = prometheus.NewRegistry()
+	cfg.TracerProvider = tp
+	pool, err := clients.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close(); tp.Shutdown(context.Background()) })
+	return &caller{tp: tp, pool: pool}
+}
+
+// call runs f under a root span of the caller and returns its trace ID.
+func (c *caller) call(t *testing.T, f func(ctx context.Context)) string {
+	t.Helper()
+	ctx, span := c.tp.Tracer("test").Start(context.Background(), "caller operation")
+	f(ctx)
+	span.End()
+	return span.SpanContext().TraceID().String()
+}
+
+// spans reads a trace back from Jaeger, waiting for at least min spans.
+func spans(t *testing.T, traceID string, min int) []testenv.Span {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got, err := jaeger.Trace(ctx, traceID, min)
+	if err != nil {
+		t.Fatalf("%v\nspans so far: %s", err, dump(got))
+	}
+	return got
+}
+
+func dump(spans []testenv.Span) string {
+	b, _ := json.MarshalIndent(spans, "", "  ")
+	return string(b)
+}
+
+// find returns the spans named name of service svc and kind kind.
+func find(spans []testenv.Span, svc, kind, name string) []testenv.Span {
+	var out []testenv.Span
+	for _, s := range spans {
+		if s.Service == svc && s.Kind() == kind && s.Name == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func children(spans []testenv.Span, parent testenv.Span) []testenv.Span {
+	var out []testenv.Span
+	for _, s := range spans {
+		if s.ParentID == parent.SpanID {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func tag(s testenv.Span, key string) string {
+	v, ok := s.Tags[key]
+	if !ok {
+		return "<unset>"
+	}
+	return fmt.Sprint(v)
+}
+
+const getUser = "nova.auth_service.AuthService/GetUser"
+
+// TestTraceThroughPoolServiceAndPostgreSQL: one GetUser through
+// clients.Pool is one trace in Jaeger: the caller's call span, its attempt
+// (client), the service's server span, and the PostgreSQL statement under
+// it, all with the caller's trace ID; NOT_FOUND is an error to the caller
+// but not a server fault; with the database stopped the retried call shows
+// each attempt UNAVAILABLE, and the service's log line of that call and the
+// /metrics exemplar carry the trace ID.
+func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	dbURL, err := pg.CreateDatabase(ctx, "traced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := t.TempDir()
+	env := []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + dbURL,
+		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(keys, "private.pem"), "JWT_PUBLIC_KEY_FILE=" + filepath.Join(keys, "public.pem")}
+	cli(t, env, "keys", "generate", "--out-dir", keys)
+	cli(t, env, "migrate")
+	userID := cli(t, env, "users", "create", "--email", "trace@example.com", "--username", "trace", "--password", "correct horse battery")
+	token := cli(t, env, "tokens", "issue", "--user", userID)
+
+	logs := &testenv.LogBuffer{}
+	p, err := testenv.Serve(bin, testenv.ServeOptions{Env: append(env, "SHUTDOWN_DELAY=0s",
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+jaeger.OTLPGRPC, "OTEL_SERVICE_NAME=auth-service",
+		// The batch exporter's delay, shortened so the test reads spans
+		// back within a second rather than five.
+		"OTEL_BSP_SCHEDULE_DELAY=100"), Log: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.WaitReady(wctx); err != nil {
+		t.Fatalf("%v\n%s", err, logs)
+	}
+	c := newCaller(t, p.GRPCAddr)
+
+	t.Run("GetUser: caller → attempt → server → PostgreSQL", func(t *testing.T) {
+		traceID := c.call(t, func(ctx context.Context) {
+			if _, err := c.pool.Auth().GetUser(ctx, &authpb.GetUserRequest{UserId: userID}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		got := spans(t, traceID, 5)
+		call := find(got, "caller", "internal", getUser)
+		attempt := find(got, "caller", "client", getUser)
+		server := find(got, "auth-service", "server", getUser)
+		db := find(got, "auth-service", "client", "SELECT users")
+		if len(call) != 1 || len(attempt) != 1 || len(server) != 1 || len(db) != 1 {
+			t.Fatalf("want one call, attempt, server and SELECT users span, got %d %d %d %d:\n%s", len(call), len(attempt), len(server), len(db), dump(got))
+		}
+		for _, link := range []struct {
+			child, parent testenv.Span
+			what          string
+		}{{attempt[0], call[0], "attempt under the call"}, {server[0], attempt[0], "server span under the attempt"}, {db[0], server[0], "statement under the server span"}} {
+			if link.child.ParentID != link.parent.SpanID {
+				t.Errorf("%s: parent %s, want %s\n%s", link.what, link.child.ParentID, link.parent.SpanID, dump(got))
+			}
+		}
+		for _, s := range got {
+			if s.TraceID != traceID {
+				t.Errorf("span %s has trace %s, want %s", s.Name, s.TraceID, traceID)
+			}
+		}
+		if v := tag(server[0], "rpc.grpc.status_code"); v != "0" {
+			t.Errorf("server span rpc.grpc.status_code = %s, want 0", v)
+		}
+		if v := tag(db[0], "db.system.name"); v != "postgresql" {
+			t.Errorf("statement span db.system.name = %s, want postgresql", v)
+		}
+		for k, v := range db[0].Tags {
+			if strings.Contains(fmt.Sprint(v), userID) {
+				t.Errorf("statement span tag %s carries the user id (a parameter): %v", k, v)
+			}
+		}
+
+		// The latency histogram's exemplar links the bucket to this trace,
+		// in the OpenMetrics format a scraper asks for.
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.HTTPAddr+"/metrics", nil)
+		req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+			t.Errorf("/metrics Content-Type %q, want OpenMetrics", ct)
+		}
+		ex := regexp.MustCompile(`(?m)^grpc_server_handling_seconds_bucket\{[^}]*grpc_method="GetUser"[^}]*\} \d+ # \{trace_id="` + traceID + `"\}`)
+		if !ex.Match(body) {
+			t.Errorf("no GetUser bucket with exemplar trace_id=%s in /metrics:\n%s", traceID, grepLines(string(body), "grpc_server_handling_seconds_bucket"))
+		}
+	})
+
+	t.Run("GetUser NOT_FOUND: an error to the caller, not a server fault", func(t *testing.T) {
+		traceID := c.call(t, func(ctx context.Context) {
+			_, err := c.pool.Auth().GetUser(ctx, &authpb.GetUserRequest{UserId: uuid.NewString()})
+			if status.Code(err) != codes.NotFound {
+				t.Fatalf("GetUser of an unknown id: %v, want NotFound", err)
+			}
+		})
+		got := spans(t, traceID, 5)
+		attempt := find(got, "caller", "client", getUser)
+		server := find(got, "auth-service", "server", getUser)
+		if len(attempt) != 1 || len(server) != 1 {
+			t.Fatalf("want one attempt and one server span:\n%s", dump(got))
+		}
+		if tag(attempt[0], "rpc.grpc.status_code") != "5" || tag(attempt[0], "otel.status_code") != "ERROR" {
+			t.Errorf("attempt span: status_code %s, otel.status_code %s; want 5 and ERROR", tag(attempt[0], "rpc.grpc.status_code"), tag(attempt[0], "otel.status_code"))
+		}
+		if tag(server[0], "rpc.grpc.status_code") != "5" || tag(server[0], "otel.status_code") != "<unset>" {
+			t.Errorf("server span: status_code %s, otel.status_code %s; want 5 and unset (the service worked)", tag(server[0], "rpc.grpc.status_code"), tag(server[0], "otel.status_code"))
+		}
+	})
+
+	t.Run("VerifyToken: the check's span says whether the cache answered", func(t *testing.T) {
+		traceID := c.call(t, func(ctx context.Context) {
+			for range 2 {
+				r, err := c.pool.Auth().VerifyToken(ctx, &authpb.VerifyTokenRequest{Token: token})
+				if err != nil || !r.GetValid() {
+					t.Fatalf("VerifyToken: %v %v", r, err)
+				}
+			}
+		})
+		got := spans(t, traceID, 9)
+		checks := find(got, "auth-service", "internal", "tokens.Verify")
+		var hits []string
+		for _, s := range checks {
+			hits = append(hits, tag(s, "nova.token.cache_hit"))
+			if tag(s, "nova.token.valid") != "true" {
+				t.Errorf("tokens.Verify nova.token.valid = %s, want true", tag(s, "nova.token.valid"))
+			}
+		}
+		if strings.Join(hits, ",") != "false,true" && strings.Join(hits, ",") != "true,false" {
+			t.Errorf("tokens.Verify cache hits %v, want one miss and one hit:\n%s", hits, dump(got))
+		}
+	})
+
+	t.Run("REST: the gateway continues the caller's traceparent", func(t *testing.T) {
+		traceID, parent := "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.HTTPAddr+"/v1/users/"+userID, nil)
+		req.Header.Set("traceparent", "00-"+traceID+"-"+parent+"-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/users/%s: %s", userID, resp.Status)
+		}
+		got := spans(t, traceID, 2)
+		server := find(got, "auth-service", "server", getUser)
+		if len(server) != 1 || server[0].ParentID != parent || tag(server[0], "nova.transport") != "rest" {
+			t.Fatalf("want one server span of transport rest under %s:\n%s", parent, dump(got))
+		}
+		if len(children(got, server[0])) == 0 {
+			t.Errorf("the REST call's server span has no statement under it:\n%s", dump(got))
+		}
+	})
+
+	t.Run("database stopped: each attempt UNAVAILABLE, logged with the trace ID", func(t *testing.T) {
+		if err := pg.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pg.Restart(context.Background()) })
+		traceID := c.call(t, func(ctx context.Context) {
+			_, err := c.pool.Auth().GetUser(ctx, &authpb.GetUserRequest{UserId: userID})
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("GetUser with the database stopped: %v, want Unavailable", err)
+			}
+		})
+		attempts := clients.DefaultConfig().MaxAttempts
+		got := spans(t, traceID, 2+3*attempts)
+		att := find(got, "caller", "client", getUser)
+		server := find(got, "auth-service", "server", getUser)
+		if len(att) != attempts || len(server) != attempts {
+			t.Fatalf("want %d attempts, each with its server span; got %d and %d:\n%s", attempts, len(att), len(server), dump(got))
+		}
+		for _, s := range server {
+			if tag(s, "rpc.grpc.status_code") != "14" || tag(s, "otel.status_code") != "ERROR" {
+				t.Errorf("server span: status_code %s, otel.status_code %s; want 14 and ERROR", tag(s, "rpc.grpc.status_code"), tag(s, "otel.status_code"))
+			}
+			var dbErr bool
+			for _, ch := range children(got, s) {
+				dbErr = dbErr || (tag(ch, "db.system.name") == "postgresql" && tag(ch, "otel.status_code") == "ERROR")
+			}
+			if !dbErr {
+				t.Errorf("server span %s has no failed PostgreSQL span under it:\n%s", s.SpanID, dump(got))
+			}
+		}
+		call := find(got, "caller", "internal", getUser)
+		if len(call) != 1 || tag(call[0], "nova.rpc.attempts") != fmt.Sprint(attempts) || tag(call[0], "otel.status_code") != "ERROR" {
+			t.Errorf("want one failed call span of %d attempts:\n%s", attempts, dump(call))
+		}
+
+		// The service logged the outage for this call with its trace ID.
+		var logged bool
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "database unavailable" && line["trace_id"] == traceID {
+				logged = line["span_id"] != nil
+			}
+		}
+		if !logged {
+			t.Errorf("no \"database unavailable\" log line with trace_id %s and a span_id:\n%s", traceID, logs)
+		}
+	})
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
