@@ -307,16 +307,17 @@ func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
 	})
 
 	t.Run("REST: the gateway continues the caller's traceparent", func(t *testing.T) {
-		traceID, parent := "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-		req, _ := http.NewRequest(http.MethodGet, "http://"+p.HTTPAddr+"/v1/users/"+userID, nil)
+		// An id never asked for, so the read cache has to ask PostgreSQL.
+		traceID, parent, id := "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", uuid.NewString()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.HTTPAddr+"/v1/users/"+id, nil)
 		req.Header.Set("traceparent", "00-"+traceID+"-"+parent+"-01")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /v1/users/%s: %s", userID, resp.Status)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("GET /v1/users/%s: %s, want 404", id, resp.Status)
 		}
 		got := spans(t, traceID, 2)
 		server := find(got, "auth-service", "server", getUser)
@@ -333,8 +334,9 @@ func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pg.Restart(context.Background()) })
+		// An id the read cache does not know, so the call needs PostgreSQL.
 		traceID := c.call(t, func(ctx context.Context) {
-			_, err := c.pool.Auth().GetUser(ctx, &authpb.GetUserRequest{UserId: userID})
+			_, err := c.pool.Auth().GetUser(ctx, &authpb.GetUserRequest{UserId: uuid.NewString()})
 			if status.Code(err) != codes.Unavailable {
 				t.Fatalf("GetUser with the database stopped: %v, want Unavailable", err)
 			}
