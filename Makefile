@@ -63,11 +63,15 @@ grpcurl: $(BIN)/grpcurl ## Build bin/grpcurl (pinned) to try the API
 test: lint verify-proto test-go fuzz test-chart cluster-build test-cluster e2e ## Everything CI runs: lint, generated code, Go tests (service, clients, load smoke), fuzz, chart, local cluster, e2e (make e2e-kind: the same suite on three kind nodes, not yet in make test)
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, go mod tidy
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@for m in loadtest chartstest e2e; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
+	@# Every module of ours says exactly what it uses (tools/jaeger is only a
+	@# build recipe for a test receiver: its go.sum holds what building needs).
+	@for m in . loadtest chartstest e2e tools; do \
+		(cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "go.mod/go.sum of $$m not tidy: cd $$m && go mod tidy"; exit 1; }; done
 
 .PHONY: test-go
 test-go: $(BIN)/jaeger ## Go tests of the root module and the load test (real PostgreSQL and gRPC on loopback, Jaeger for the traces)
