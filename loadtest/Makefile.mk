@@ -20,6 +20,11 @@ bench: build ## Health-check floor, each RPC as a ratio of it (p50/p99), then th
 	cd loadtest && $(GO) run . --local --bin $(BIN)/auth-service --out out/bench --bench \
 		--duration $(BENCH_DURATION) --concurrency $(BENCH_CONCURRENCY) --bench-mix-rps $(BENCH_MIX_RPS) $(LOADTEST_FLAGS)
 
+.PHONY: bench-external
+bench-external: build ## Two ghz CLI processes at 2,500 req/s each against a bare grpc-go health server, then the service (VerifyToken, GetUser): p50/p99 ratios
+	cd loadtest && $(GO) build -o $(BIN)/ghz github.com/bojand/ghz/cmd/ghz && $(GO) run . --local --bin $(BIN)/auth-service \
+		--out out/external --external $(BIN)/ghz --duration 20s --concurrency 50 --warmup 1000 $(LOADTEST_FLAGS)
+
 .PHONY: loadtest-smoke
 loadtest-smoke: build ## Short gated mix against a local stack (what `make test` runs through go test ./loadtest)
 	cd loadtest && $(GO) run . --local --bin $(BIN)/auth-service --out out/smoke \

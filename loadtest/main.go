@@ -59,6 +59,10 @@ type config struct {
 	progress time.Duration
 	// metricsURL is the service's /metrics, for the read cache's hit rate.
 	metricsURL string
+	// ghz is the ghz CLI for the external benchmark; externalRPS is each
+	// of its processes' rate.
+	ghz         string
+	externalRPS uint
 }
 
 // kvFlag collects repeated key=value flags; gRPC metadata keys are lower case.
@@ -123,6 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 
 	fs.BoolVar(&c.bench, "bench", false, "benchmark: health-check floor, then each RPC at the same --concurrency, ratios; then the mix at --bench-mix-rps")
 	fs.UintVar(&c.benchMix, "bench-mix-rps", 5000, "bench: rate of the final mix run (0: skip)")
+	fs.StringVar(&c.ghz, "external", "", "external benchmark instead: the ghz CLI at this path, two processes at a time at --external-rps each, against a bare grpc-go health server and then the service (VerifyToken and GetUser); p50 and p99 compared")
+	fs.UintVar(&c.externalRPS, "external-rps", 2500, "external: each ghz process's rate")
 	fs.BoolVar(&c.local, "local", false, "start a throwaway local stack (PostgreSQL + auth-service from --bin) and test it")
 	fs.StringVar(&c.bin, "bin", "bin/auth-service", "auth-service binary for --local")
 	fs.Var(kvFlag{c.svcEnv, false}, "service-env", "--local: KEY=value for the service's environment, repeatable (e.g. JWT_VERIFY_CACHE_SIZE=0)")
@@ -174,6 +180,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "serve-health" { // the external benchmark's floor
+		return serveHealth(args[1], stderr)
+	}
 	c, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -255,6 +264,9 @@ func execute(ctx context.Context, c *config, stdout, stderr io.Writer) ([]string
 	ps, err := protoset()
 	if err != nil {
 		return nil, err
+	}
+	if c.ghz != "" {
+		return externalBench(ctx, c, d, ps, stdout, stderr)
 	}
 	if c.bench {
 		return bench(ctx, c, d, ps, stdout, stderr)

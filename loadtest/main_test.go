@@ -25,6 +25,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The external benchmark starts its own executable as the bare health
+	// server: in a test, that is this binary.
+	if len(os.Args) == 3 && os.Args[1] == "serve-health" {
+		os.Exit(serveHealth(os.Args[2], os.Stderr))
+	}
 	code := m.Run()
 	testenv.RemoveBinary()
 	os.Exit(code)
@@ -194,16 +199,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not t.TempDir: as root, PostgreSQL runs as postgres, which must be able
-	// to enter every folder on the way.
-	dir, err := os.MkdirTemp("", "nova-loadtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := enterableTempDir(t)
 	st, err := devstack.Start(ctx, devstack.Options{Bin: bin, Dir: filepath.Join(dir, "stack")})
 	if err != nil {
 		t.Fatal(err)
@@ -262,4 +258,20 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tt.want)
 		}
 	}
+}
+
+// enterableTempDir is a temporary folder others can enter. Not t.TempDir: as
+// root, PostgreSQL runs as postgres, which must be able to enter every
+// folder on the way.
+func enterableTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nova-loadtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
