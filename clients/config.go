@@ -104,8 +104,9 @@ type Config struct {
 	DialOptions []grpc.DialOption
 
 	// TracerProvider makes a span per call and a client span per attempt;
-	// nil means OpenTelemetry's global provider (otel.SetTracerProvider),
-	// which does nothing until the program installs an SDK.
+	// nil means the provider of the span in the call's context, so a
+	// caller that traces gets the spans without configuring anything, and
+	// one that does not pays for no-op spans only.
 	TracerProvider trace.TracerProvider
 	// Propagator writes the trace context into each attempt's metadata;
 	// nil means W3C trace context and baggage.

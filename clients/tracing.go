@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -25,7 +24,7 @@ const tracerScope = "github.com/nova-auth/nova-auth/clients"
 // attempt with a context whose outgoing metadata it then sends: each
 // attempt carries its own traceparent, and the server's span hangs below it.
 type tracer struct {
-	provider trace.TracerProvider // nil: the global one, looked up per call
+	provider trace.TracerProvider // nil: the provider of the caller's span
 	prop     propagation.TextMapPropagator
 }
 
@@ -37,11 +36,13 @@ func newTracer(cfg *Config) *tracer {
 	return t
 }
 
-func (t *tracer) tracer() trace.Tracer {
+// tracer is the configured provider's, or that of the span in ctx: the
+// caller's SDK when it traces, a no-op when ctx holds no span. So the
+// library reads no global and needs no SDK of its own.
+func (t *tracer) tracer(ctx context.Context) trace.Tracer {
 	p := t.provider
 	if p == nil {
-		// Per call, so a provider the program installs after New is used.
-		p = otel.GetTracerProvider()
+		p = trace.SpanFromContext(ctx).TracerProvider()
 	}
 	return p.Tracer(tracerScope)
 }
@@ -55,7 +56,7 @@ type callState struct{ attempts atomic.Int32 }
 // unary is the call span: the caller's view of one call, however many
 // attempts it took, with its final status (a breaker's refusal included).
 func (t *tracer) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	ctx, span := t.tracer().Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindInternal),
+	ctx, span := t.tracer(ctx).Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(rpcspan.Attributes(method)...))
 	cs := &callState{}
 	err := invoker(context.WithValue(ctx, callKey{}, cs), method, req, reply, cc, opts...)
@@ -75,7 +76,7 @@ func (t *tracer) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Con
 		return ctx
 	}
 	n := cs.attempts.Add(1)
-	ctx, span := t.tracer().Start(ctx, strings.TrimPrefix(info.FullMethodName, "/"), trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := t.tracer(ctx).Start(ctx, strings.TrimPrefix(info.FullMethodName, "/"), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(append(rpcspan.Attributes(info.FullMethodName), attribute.Int("nova.rpc.attempt", int(n)))...))
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()

@@ -21,6 +21,25 @@ with a message naming the Secret and the key.
       key: {{ $jwt._2 }}
 {{- end }}
 
+{{/*
+auth.tracingEnv is OTEL_EXPORTER_OTLP_HEADERS from tracing.headers.existingSecret
+when tracing is on: headers carry a collector's API key, so never the ConfigMap.
+*/}}
+{{- define "auth.tracingEnv" -}}
+{{- if and .Values.tracing.endpoint .Values.tracing.headers.existingSecret }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.tracing.headers.existingSecret }}
+      key: {{ .Values.tracing.headers.existingSecretKey }}
+{{- end }}
+{{- end }}
+
+{{/* auth.tracingPort is the port of tracing.endpoint (the schema requires one). */}}
+{{- define "auth.tracingPort" -}}
+{{- regexFind "[0-9]+$" (trimSuffix "/" .Values.tracing.endpoint) }}
+{{- end }}
+
 {{/* auth.affinity is .Values.affinity, or the anti-affinity and backend-tier preferences. */}}
 {{- define "auth.affinity" -}}
 {{- if .Values.affinity }}

@@ -100,7 +100,7 @@ func newCaller(t *testing.T, grpcAddr string) *caller {
 	cfg := clients.DefaultConfig()
 	cfg.Targets = map[string]string{"auth": grpcAddr}
 	cfg.Registerer = prometheus.NewRegistry()
-	cfg.TracerProvider = tp
+	// No TracerProvider: the pool uses the one of the caller's span.
 	pool, err := clients.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,8 @@ const BaggagePrefix = "nova."
 
 type restKey struct{}
 
+const healthPrefix = "/grpc.health.v1.Health/"
+
 // HTTP extracts the trace context and baggage of a REST call's headers, so
 // that the server span the interceptor starts continues the caller's trace,
 // and marks the call as one of the gateway's.
@@ -39,6 +41,9 @@ func (t *Tracing) HTTP(next http.Handler) http.Handler {
 // outermost interceptor, so it sees the status code errors.go chose.
 func (t *Tracing) UnaryServer() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if strings.HasPrefix(info.FullMethod, healthPrefix) {
+			return h(ctx, req) // probes, every few seconds: noise in a trace store
+		}
 		transport := "grpc"
 		if rest, _ := ctx.Value(restKey{}).(bool); rest {
 			transport = "rest"

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -85,12 +86,16 @@ func Setup(ctx context.Context, s Settings) (*Tracing, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The endpoint as configured (validated there); the exporter reads the
+	// other OTEL_EXPORTER_OTLP_* variables itself.
 	var exp sdktrace.SpanExporter
 	switch s.Protocol {
 	case "", "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(s.Endpoint))
 	case "http/protobuf":
-		exp, err = otlptracehttp.New(ctx)
+		// As the specification says of OTEL_EXPORTER_OTLP_ENDPOINT: the
+		// signal's path is appended.
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(strings.TrimSuffix(s.Endpoint, "/")+"/v1/traces"))
 	default:
 		err = fmt.Errorf("unknown OTLP protocol %q", s.Protocol)
 	}
@@ -165,4 +170,12 @@ func (c Child) Verified(cacheHit, valid bool, reason string) {
 		c.span.SetAttributes(attribute.String("nova.token.invalid_reason", reason))
 	}
 	c.span.End()
+}
+
+// Flush exports the spans buffered so far.
+func (t *Tracing) Flush(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	return t.tp.ForceFlush(ctx)
 }
