@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -65,6 +66,10 @@ type config struct {
 	externalRPS uint
 }
 
+// traceTagRE is what --trace-tag accepts: a baggage value that needs no
+// percent-encoding and a trace store's tag search takes as typed.
+var traceTagRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
 // kvFlag collects repeated key=value flags; gRPC metadata keys are lower case.
 type kvFlag struct {
 	m     map[string]string
@@ -102,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&t.SkipVerify, "skip-verify", false, "TLS without verifying the server certificate")
 	fs.StringVar(&t.Authority, "authority", "", ":authority header (virtual host behind a proxy)")
 	fs.Var(kvFlag{t.Metadata, true}, "metadata", "per-call metadata key=value, repeatable (e.g. 'authorization=Bearer …')")
+	traceTag := fs.String("trace-tag", "", "tag every call with the W3C baggage nova.loadtest.run=TAG; the service records it on its spans (baggage.nova.loadtest.run), so this run's traces can be found in the trace store")
 	fs.DurationVar(&t.DialTimeout, "dial-timeout", 5*time.Second, "how long to wait for the server before giving up")
 
 	fs.StringVar(&c.scenario, "scenario", "mix", "mix, all (each RPC alone, one after another), or one RPC name, or HealthCheck")
@@ -152,6 +158,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		t.TLS = true
 	}
 	var problems []string
+	if *traceTag != "" {
+		if !traceTagRE.MatchString(*traceTag) {
+			problems = append(problems, "--trace-tag: 1 to 64 letters, digits, '.', '_', ':' or '-' (a baggage value as it is)")
+		}
+		// Beside any baggage --metadata gives.
+		t.Metadata["baggage"] = strings.TrimPrefix(t.Metadata["baggage"]+",nova.loadtest.run="+*traceTag, ",")
+	}
 	switch {
 	case c.local && t.Addr != "":
 		problems = append(problems, "--local and --addr exclude each other")

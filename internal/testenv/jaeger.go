@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,8 +207,24 @@ func (j *Jaeger) Trace(ctx context.Context, traceID string, min int) ([]Span, er
 	}
 }
 
+// Find returns the spans of the traces (at most 100, of the last hour) in
+// which service has a span with every tag of tags.
+func (j *Jaeger) Find(ctx context.Context, service string, tags map[string]string) ([]Span, error) {
+	tj, err := json.Marshal(tags)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"service": {service}, "tags": {string(tj)}, "limit": {"100"}, "lookback": {"1h"}}
+	return j.get(ctx, "/api/traces?"+q.Encode())
+}
+
 func (j *Jaeger) trace(ctx context.Context, traceID string) ([]Span, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.QueryURL+"/api/traces/"+traceID, nil)
+	return j.get(ctx, "/api/traces/"+traceID)
+}
+
+// get reads the traces of one query API call, as spans.
+func (j *Jaeger) get(ctx context.Context, path string) ([]Span, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.QueryURL+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +237,7 @@ func (j *Jaeger) trace(ctx context.Context, traceID string) ([]Span, error) {
 		return nil, nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /api/traces/%s: %s", traceID, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	var body struct {
 		Data []struct {
@@ -244,7 +261,7 @@ func (j *Jaeger) trace(ctx context.Context, traceID string) ([]Span, error) {
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("GET /api/traces/%s: %w", traceID, err)
+		return nil, fmt.Errorf("GET %s: %w", path, err)
 	}
 	var spans []Span
 	for _, d := range body.Data {

@@ -50,14 +50,20 @@ func (t *Tracing) UnaryServer() grpc.UnaryServerInterceptor {
 		} else if md, ok := metadata.FromIncomingContext(ctx); ok {
 			ctx = t.prop.Extract(ctx, rpcspan.Carrier(md))
 		}
-		attrs := append(rpcspan.Attributes(info.FullMethod), attribute.String("nova.transport", transport))
+		ctx, span := t.tracer.Start(ctx, info.FullMethod[1:], trace.WithSpanKind(trace.SpanKindServer))
+		if !span.IsRecording() {
+			// Not sampled: the context still carries the trace (logs,
+			// the calls it makes), but nothing is recorded.
+			return h(ctx, req)
+		}
+		defer span.End()
+		span.SetAttributes(rpcspan.Attributes(info.FullMethod)...)
+		span.SetAttributes(attribute.String("nova.transport", transport))
 		for _, m := range baggage.FromContext(ctx).Members() {
 			if strings.HasPrefix(m.Key(), BaggagePrefix) {
-				attrs = append(attrs, attribute.String("baggage."+m.Key(), m.Value()))
+				span.SetAttributes(attribute.String("baggage."+m.Key(), m.Value()))
 			}
 		}
-		ctx, span := t.tracer.Start(ctx, info.FullMethod[1:], trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
-		defer span.End()
 		resp, err := h(ctx, req)
 		rpcspan.SetStatus(span, status.Convert(err), true)
 		return resp, err
