@@ -46,13 +46,14 @@ $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc &: tools/go.mod tools/
 $(BIN)/grpcurl: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o $(BIN)/ github.com/fullstorydev/grpcurl/cmd/grpcurl
 
-# Jaeger all-in-one, pinned in a module of its own (its dependencies stay out
-# of every other module); the tracing test reads traces back from it.
-$(BIN)/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum
-	cd tools/jaeger && $(GO) build -o $(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+# An OpenTelemetry Collector with the OTLP receiver and the file exporter
+# only, pinned in a module of its own (its dependencies stay out of every
+# other module); the tracing tests read traces back from its file.
+$(BIN)/otelcol: tools/otelcol/go.mod tools/otelcol/go.sum tools/otelcol/main.go
+	cd tools/otelcol && $(GO) build -o $(BIN)/otelcol .
 
-.PHONY: jaeger
-jaeger: $(BIN)/jaeger ## Build bin/jaeger (pinned): OTLP receiver, in-memory traces, UI on :16686 (bin/jaeger alone)
+.PHONY: otelcol
+otelcol: $(BIN)/otelcol ## Build bin/otelcol (pinned collector: OTLP in, JSON lines out; bin/otelcol --config file:CONFIG)
 
 .PHONY: grpcurl
 grpcurl: $(BIN)/grpcurl ## Build bin/grpcurl (pinned) to try the API
@@ -67,14 +68,13 @@ lint: ## gofmt, go vet, go mod tidy
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@for m in loadtest chartstest e2e; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
-	@# Every module of ours says exactly what it uses (tools/jaeger is only a
-	@# build recipe for a test receiver: its go.sum holds what building needs).
-	@for m in . loadtest chartstest e2e tools; do \
+	@for m in loadtest chartstest e2e tools/otelcol; do (cd $$m && echo "go vet ($$m)" && $(GO) vet ./...) || exit 1; done
+	@# Every module of ours says exactly what it uses.
+	@for m in . loadtest chartstest e2e tools tools/otelcol; do \
 		(cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "go.mod/go.sum of $$m not tidy: cd $$m && go mod tidy"; exit 1; }; done
 
 .PHONY: test-go
-test-go: $(BIN)/jaeger ## Go tests of the root module and the load test (real PostgreSQL and gRPC on loopback, Jaeger for the traces)
+test-go: $(BIN)/otelcol ## Go tests of the root module and the load test (real PostgreSQL and gRPC on loopback, an OpenTelemetry Collector for the traces)
 	$(GO) test -count=1 ./...
 	cd loadtest && $(GO) test -count=1 ./...
 

@@ -6,7 +6,7 @@ import (
 )
 
 // LogBuffer is a process's log sink that is safe to read while the
-// process writes (ServeOptions.Log, StartJaeger).
+// process writes (ServeOptions.Log, StartCollector).
 type LogBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder

@@ -30,13 +30,13 @@ import (
 )
 
 // The package's test runs the auth-service binary with tracing on against a
-// real Jaeger (OTLP receiver, in-memory storage, query API), calls it
+// real OpenTelemetry Collector (OTLP receiver, file exporter), calls it
 // through clients.Pool from a "caller" with an SDK of its own exporting to
-// the same Jaeger, and reads the traces back.
+// the same collector, and reads the traces back from its file.
 var (
-	bin    string
-	pg     *testenv.Postgres
-	jaeger *testenv.Jaeger
+	bin string
+	pg  *testenv.Postgres
+	col *testenv.Collector
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -52,14 +52,14 @@ func run(m *testing.M) int {
 	if bin, err = testenv.Binary(); err != nil {
 		return fail("build auth-service", err)
 	}
-	jb, err := testenv.JaegerBinary()
+	cb, err := testenv.CollectorBinary()
 	if err != nil {
-		return fail("build Jaeger", err)
+		return fail("build the collector", err)
 	}
-	if jaeger, err = testenv.StartJaeger(ctx, jb); err != nil {
-		return fail("start Jaeger", err)
+	if col, err = testenv.StartCollector(ctx, cb); err != nil {
+		return fail("start the collector", err)
 	}
-	defer jaeger.Close()
+	defer col.Close()
 	if pg, err = testenv.StartPostgres(ctx, ""); err != nil {
 		return fail("start PostgreSQL", err)
 	}
@@ -83,7 +83,7 @@ func cli(t *testing.T, env []string, args ...string) string {
 }
 
 // caller is the calling service: its own tracer provider exporting to
-// Jaeger as "caller", and a clients.Pool using it.
+// the collector as "caller", and a clients.Pool using it.
 type caller struct {
 	tp   *sdktrace.TracerProvider
 	pool *clients.Pool
@@ -91,7 +91,7 @@ type caller struct {
 
 func newCaller(t *testing.T, grpcAddr string) *caller {
 	t.Helper()
-	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpointURL(jaeger.OTLPGRPC))
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpointURL(col.OTLPGRPC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,12 +118,12 @@ func (c *caller) call(t *testing.T, f func(ctx context.Context)) string {
 	return span.SpanContext().TraceID().String()
 }
 
-// spans reads a trace back from Jaeger, waiting for at least min spans.
+// spans reads a trace back from the collector, waiting for at least min spans.
 func spans(t *testing.T, traceID string, min int) []testenv.Span {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got, err := jaeger.Trace(ctx, traceID, min)
+	got, err := col.Trace(ctx, traceID, min)
 	if err != nil {
 		t.Fatalf("%v\nspans so far: %s", err, dump(got))
 	}
@@ -167,7 +167,7 @@ func tag(s testenv.Span, key string) string {
 const getUser = "nova.auth_service.AuthService/GetUser"
 
 // TestTraceThroughPoolServiceAndPostgreSQL: one GetUser through
-// clients.Pool is one trace in Jaeger: the caller's call span, its attempt
+// clients.Pool is one trace in the collector: the caller's call span, its attempt
 // (client), the service's server span, and the PostgreSQL statement under
 // it, all with the caller's trace ID; NOT_FOUND is an error to the caller
 // but not a server fault; with the database stopped the retried call shows
@@ -189,7 +189,7 @@ func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
 
 	logs := &testenv.LogBuffer{}
 	p, err := testenv.Serve(bin, testenv.ServeOptions{Env: append(env, "SHUTDOWN_DELAY=0s",
-		"OTEL_EXPORTER_OTLP_ENDPOINT="+jaeger.OTLPGRPC, "OTEL_SERVICE_NAME=auth-service",
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+col.OTLPGRPC, "OTEL_SERVICE_NAME=auth-service",
 		// The batch exporter's delay, shortened so the test reads spans
 		// back within a second rather than five.
 		"OTEL_BSP_SCHEDULE_DELAY=100"), Log: logs})
