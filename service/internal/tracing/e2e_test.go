@@ -164,6 +164,65 @@ func tag(s testenv.Span, key string) string {
 	return fmt.Sprint(v)
 }
 
+// serveTraced runs the service on a new database db with one user, its
+// token, and tracing set by otel (OTEL_* variables).
+func serveTraced(t *testing.T, db string, otel ...string) (p *testenv.Proc, logs *testenv.LogBuffer, userID, token string) {
+	t.Helper()
+	ctx := context.Background()
+	dbURL, err := pg.CreateDatabase(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := t.TempDir()
+	env := []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + dbURL,
+		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(keys, "private.pem"), "JWT_PUBLIC_KEY_FILE=" + filepath.Join(keys, "public.pem")}
+	cli(t, env, "keys", "generate", "--out-dir", keys)
+	cli(t, env, "migrate")
+	userID = cli(t, env, "users", "create", "--email", "trace@example.com", "--username", "trace", "--password", "correct horse battery")
+	token = cli(t, env, "tokens", "issue", "--user", userID)
+
+	logs = &testenv.LogBuffer{}
+	env = append(env, "SHUTDOWN_DELAY=0s", "OTEL_SERVICE_NAME=auth-service",
+		// The batch exporter's delay, shortened so the test reads spans
+		// back within a second rather than five.
+		"OTEL_BSP_SCHEDULE_DELAY=100")
+	if p, err = testenv.Serve(bin, testenv.ServeOptions{Env: append(env, otel...), Log: logs}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.WaitReady(wctx); err != nil {
+		t.Fatalf("%v\n%s", err, logs)
+	}
+	return p, logs, userID, token
+}
+
+// TestHTTPProtobufExport: with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+// the spans reach the collector's OTLP/HTTP receiver (the endpoint given
+// as the specification says, /v1/traces appended), continuing the REST
+// caller's trace.
+func TestHTTPProtobufExport(t *testing.T) {
+	p, _, _, token := serveTraced(t, "traced_http", "OTEL_EXPORTER_OTLP_ENDPOINT="+col.OTLPHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
+	traceID, parent := "5bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7"
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.HTTPAddr+"/v1/auth/VerifyToken", strings.NewReader(`{"token":"`+token+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-"+traceID+"-"+parent+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/auth/VerifyToken: %s", resp.Status)
+	}
+	got := spans(t, traceID, 2)
+	server := find(got, "auth-service", "server", "nova.auth_service.AuthService/VerifyToken")
+	if len(server) != 1 || server[0].ParentID != parent || len(find(got, "auth-service", "internal", "tokens.Verify")) != 1 {
+		t.Fatalf("want the VerifyToken server span under %s and its check:\n%s", parent, dump(got))
+	}
+}
+
 const getUser = "nova.auth_service.AuthService/GetUser"
 
 // TestTraceThroughPoolServiceAndPostgreSQL: one GetUser through
@@ -175,33 +234,7 @@ const getUser = "nova.auth_service.AuthService/GetUser"
 // /metrics exemplar carry the trace ID.
 func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
 	ctx := context.Background()
-	dbURL, err := pg.CreateDatabase(ctx, "traced")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := t.TempDir()
-	env := []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + dbURL,
-		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(keys, "private.pem"), "JWT_PUBLIC_KEY_FILE=" + filepath.Join(keys, "public.pem")}
-	cli(t, env, "keys", "generate", "--out-dir", keys)
-	cli(t, env, "migrate")
-	userID := cli(t, env, "users", "create", "--email", "trace@example.com", "--username", "trace", "--password", "correct horse battery")
-	token := cli(t, env, "tokens", "issue", "--user", userID)
-
-	logs := &testenv.LogBuffer{}
-	p, err := testenv.Serve(bin, testenv.ServeOptions{Env: append(env, "SHUTDOWN_DELAY=0s",
-		"OTEL_EXPORTER_OTLP_ENDPOINT="+col.OTLPGRPC, "OTEL_SERVICE_NAME=auth-service",
-		// The batch exporter's delay, shortened so the test reads spans
-		// back within a second rather than five.
-		"OTEL_BSP_SCHEDULE_DELAY=100"), Log: logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Stop() })
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := p.WaitReady(wctx); err != nil {
-		t.Fatalf("%v\n%s", err, logs)
-	}
+	p, logs, userID, token := serveTraced(t, "traced", "OTEL_EXPORTER_OTLP_ENDPOINT="+col.OTLPGRPC)
 	c := newCaller(t, p.GRPCAddr)
 
 	t.Run("GetUser: caller → attempt → server → PostgreSQL", func(t *testing.T) {
