@@ -30,7 +30,8 @@ const Scope = "github.com/nova-auth/nova-auth/service"
 
 // Settings are the OTEL_* variables the service acts on itself; the OTLP
 // exporter reads the rest of OTEL_EXPORTER_OTLP_* (headers, certificate,
-// timeout, compression, the per-signal endpoint) from the environment.
+// timeout, compression) from the environment; the endpoint is the one
+// configured, which OTEL_EXPORTER_OTLP_TRACES_ENDPOINT does not override.
 type Settings struct {
 	// Endpoint is OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one); empty is off.
 	Endpoint string
