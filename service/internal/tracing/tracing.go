@@ -33,7 +33,7 @@ const Scope = "github.com/nova-auth/nova-auth/service"
 // timeout, compression) from the environment; the endpoint is the one
 // configured, which OTEL_EXPORTER_OTLP_TRACES_ENDPOINT does not override.
 type Settings struct {
-	// Endpoint is OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one); empty is off.
+	// Endpoint is OTEL_EXPORTER_OTLP_ENDPOINT; empty is off.
 	Endpoint string
 	// Protocol is "grpc" or "http/protobuf".
 	Protocol string
