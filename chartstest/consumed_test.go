@@ -13,17 +13,20 @@ import (
 // notInConfigMap are the variables the service reads that the chart sets
 // elsewhere or leaves at their default, each for a reason.
 var notInConfigMap = map[string]string{
-	"DATABASE_URL":               "secret: in the Secret",
-	"JWT_PRIVATE_KEY":            "never given to the serving pods, which only verify: the key Secret keeps it for token issuers",
-	"JWT_PUBLIC_KEY":             "in the key Secret, as the spec keeps it",
-	"JWT_PUBLIC_KEY_FILE":        "alternative to JWT_PUBLIC_KEY, which the chart sets",
-	"JWT_PRIVATE_KEY_FILE":       "alternative to JWT_PRIVATE_KEY, which the serving pods never get",
-	"BIND_HOST":                  "pods listen on all addresses: the default 0.0.0.0 is right",
-	"PPROF_ADDR":                 "a debugging switch, off by default: set it for one rollout with extraEnv and port-forward to it",
-	"PPROF_ALLOW_REMOTE":         "goes with PPROF_ADDR, which the chart leaves off; port-forward to a loopback PPROF_ADDR instead",
-	"HTTP_ALLOWED_HOSTS":         "empty (any Host) by default; the probes and /metrics ignore it, so set it with extraEnv to the names an Ingress or Gateway exposes",
-	"OTEL_EXPORTER_OTLP_HEADERS": "secret: from tracing.headers.existingSecret into the pod's env, never the ConfigMap (tracing_test.go)",
-	"OTEL_SERVICE_NAME":          "the default, auth-service, names the service in every trace store; override with extraEnv",
+	"DATABASE_URL":                       "secret: in the Secret",
+	"JWT_PRIVATE_KEY":                    "never given to the serving pods, which only verify: the key Secret keeps it for token issuers",
+	"JWT_PUBLIC_KEY":                     "in the key Secret, as the spec keeps it",
+	"JWT_PUBLIC_KEY_FILE":                "alternative to JWT_PUBLIC_KEY, which the chart sets",
+	"JWT_PRIVATE_KEY_FILE":               "alternative to JWT_PRIVATE_KEY, which the serving pods never get",
+	"BIND_HOST":                          "pods listen on all addresses: the default 0.0.0.0 is right",
+	"PPROF_ADDR":                         "a debugging switch, off by default: set it for one rollout with extraEnv and port-forward to it",
+	"PPROF_ALLOW_REMOTE":                 "goes with PPROF_ADDR, which the chart leaves off; port-forward to a loopback PPROF_ADDR instead",
+	"HTTP_ALLOWED_HOSTS":                 "empty (any Host) by default; the probes and /metrics ignore it, so set it with extraEnv to the names an Ingress or Gateway exposes",
+	"OTEL_EXPORTER_OTLP_HEADERS":         "secret: from tracing.headers.existingSecret into the pod's env, never the ConfigMap (tracing_test.go)",
+	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "tracing.endpoint sets OTEL_EXPORTER_OTLP_ENDPOINT, which the egress NetworkPolicy follows; the traces-specific one is for an operator's injection or extraEnv, where it wins",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "tracing.protocol sets OTEL_EXPORTER_OTLP_PROTOCOL; the traces-specific one goes with OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (extraEnv)",
+	"OTEL_EXPORTER_OTLP_TRACES_HEADERS":  "secret, and tracing.headers.existingSecret sets OTEL_EXPORTER_OTLP_HEADERS; an injected traces-specific one replaces those",
+	"OTEL_SERVICE_NAME":                  "the default, auth-service, names the service in every trace store; override with extraEnv",
 }
 
 // setWhen are the variables the chart sets only when a value turns them on

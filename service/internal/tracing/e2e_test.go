@@ -198,28 +198,41 @@ func serveTraced(t *testing.T, db string, otel ...string) (p *testenv.Proc, logs
 	return p, logs, userID, token
 }
 
-// TestHTTPProtobufExport: with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
-// the spans reach the collector's OTLP/HTTP receiver (the endpoint given
-// as the specification says, /v1/traces appended), continuing the REST
-// caller's trace.
+// TestHTTPProtobufExport: the spans reach the collector's OTLP/HTTP
+// receiver, continuing the REST caller's trace, with the endpoint given as
+// the specification says: OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces
+// appended, or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT alone (an operator's
+// injection, say), used as it is and turning tracing on by itself, with
+// its own protocol variable winning over the generic one.
 func TestHTTPProtobufExport(t *testing.T) {
-	p, _, _, token := serveTraced(t, "traced_http", "OTEL_EXPORTER_OTLP_ENDPOINT="+col.OTLPHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
-	traceID, parent := "5bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7"
-	req, _ := http.NewRequest(http.MethodPost, "http://"+p.HTTPAddr+"/v1/auth/VerifyToken", strings.NewReader(`{"token":"`+token+`"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("traceparent", "00-"+traceID+"-"+parent+"-01")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /v1/auth/VerifyToken: %s", resp.Status)
-	}
-	got := spans(t, traceID, 2)
-	server := find(got, "auth-service", "server", "nova.auth_service.AuthService/VerifyToken")
-	if len(server) != 1 || server[0].ParentID != parent || len(find(got, "auth-service", "internal", "tokens.Verify")) != 1 {
-		t.Fatalf("want the VerifyToken server span under %s and its check:\n%s", parent, dump(got))
+	for i, tc := range []struct {
+		name string
+		otel []string
+	}{
+		{"generic endpoint, /v1/traces appended", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + col.OTLPHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"}},
+		{"only the traces endpoint, used as it is", []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + col.OTLPHTTP + "/v1/traces",
+			"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _, _, token := serveTraced(t, fmt.Sprintf("traced_http%d", i), tc.otel...)
+			traceID, parent := fmt.Sprintf("5bf92f3577b34da6a3ce929d0e0e473%d", i), "10f067aa0ba902b7"
+			req, _ := http.NewRequest(http.MethodPost, "http://"+p.HTTPAddr+"/v1/auth/VerifyToken", strings.NewReader(`{"token":"`+token+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("traceparent", "00-"+traceID+"-"+parent+"-01")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("POST /v1/auth/VerifyToken: %s", resp.Status)
+			}
+			got := spans(t, traceID, 2)
+			server := find(got, "auth-service", "server", "nova.auth_service.AuthService/VerifyToken")
+			if len(server) != 1 || server[0].ParentID != parent || len(find(got, "auth-service", "internal", "tokens.Verify")) != 1 {
+				t.Fatalf("want the VerifyToken server span under %s and its check:\n%s", parent, dump(got))
+			}
+		})
 	}
 }
 

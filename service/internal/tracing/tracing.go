@@ -30,11 +30,13 @@ const Scope = "github.com/nova-auth/nova-auth/service"
 
 // Settings are the OTEL_* variables the service acts on itself; the OTLP
 // exporter reads the rest of OTEL_EXPORTER_OTLP_* (headers, certificate,
-// timeout, compression) from the environment; the endpoint is the one
-// configured, which OTEL_EXPORTER_OTLP_TRACES_ENDPOINT does not override.
+// timeout, compression, and their TRACES_ forms) from the environment.
 type Settings struct {
-	// Endpoint is OTEL_EXPORTER_OTLP_ENDPOINT; empty is off.
-	Endpoint string
+	// Endpoint is OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (EndpointIsSignal,
+	// used as it is) or else OTEL_EXPORTER_OTLP_ENDPOINT (the signal's
+	// path appended for http/protobuf); empty is off.
+	Endpoint         string
+	EndpointIsSignal bool
 	// Protocol is "grpc" or "http/protobuf".
 	Protocol string
 	// Sampler is an OTEL_TRACES_SAMPLER name; Ratio its argument for the
@@ -94,9 +96,13 @@ func Setup(ctx context.Context, s Settings) (*Tracing, error) {
 	case "", "grpc":
 		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(s.Endpoint))
 	case "http/protobuf":
-		// As the specification says of OTEL_EXPORTER_OTLP_ENDPOINT: the
-		// signal's path is appended.
-		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(strings.TrimSuffix(s.Endpoint, "/")+"/v1/traces"))
+		// As the specification says: the signal's path is appended to
+		// OTEL_EXPORTER_OTLP_ENDPOINT, never to the traces endpoint.
+		u := s.Endpoint
+		if !s.EndpointIsSignal {
+			u = strings.TrimSuffix(u, "/") + "/v1/traces"
+		}
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(u))
 	default:
 		err = fmt.Errorf("unknown OTLP protocol %q", s.Protocol)
 	}
