@@ -144,7 +144,7 @@ func (c *Cache) expiry(u *store.User) time.Time {
 // GetUser is store.GetUser from memory when known (a user that is not
 // there, too: a user's creation notifies its id).
 func (c *Cache) GetUser(ctx context.Context, id uuid.UUID) (store.User, error) {
-	return c.readUser(opGetUser, userKey(id), func() (store.User, error) { return c.b.GetUser(ctx, id) })
+	return c.readUser(ctx, opGetUser, userKey(id), func() (store.User, error) { return c.b.GetUser(ctx, id) })
 }
 
 // userOf reads a user out of an entry; known is false when the entry holds
@@ -161,10 +161,10 @@ func userOf(e *entry) (u store.User, found, known bool) {
 
 // readUser answers a read of one user (by id or by email) from k's entry,
 // or from fetch, whose outcome it then caches.
-func (c *Cache) readUser(op int, k key, fetch func() (store.User, error)) (store.User, error) {
+func (c *Cache) readUser(ctx context.Context, op int, k key, fetch func() (store.User, error)) (store.User, error) {
 	t, on := c.ticket(k)
 	if !on {
-		c.stats.count(op, resBypass)
+		c.count(ctx, op, resBypass)
 		return fetch()
 	}
 	var (
@@ -176,13 +176,13 @@ func (c *Cache) readUser(op int, k key, fetch func() (store.User, error)) (store
 		u, found, known = userOf(e)
 		return known
 	}) {
-		c.stats.count(op, resHit)
+		c.count(ctx, op, resHit)
 		if !found {
 			return store.User{}, store.ErrNotFound
 		}
 		return u, nil
 	}
-	c.stats.count(op, resMiss)
+	c.count(ctx, op, resMiss)
 	u, err := fetch()
 	c.putUser(k, t, u, err)
 	return u, err
@@ -210,7 +210,7 @@ func setMissing(e *entry) {
 // store.GetUsersByIDs's.
 func (c *Cache) GetUsersByIDs(ctx context.Context, ids []uuid.UUID) ([]store.User, error) {
 	if !c.enabled.Load() {
-		c.stats.count(opGetUsersByIDs, resBypass)
+		c.count(ctx, opGetUsersByIDs, resBypass)
 		return c.b.GetUsersByIDs(ctx, ids)
 	}
 	type slot struct {
@@ -237,9 +237,9 @@ func (c *Cache) GetUsersByIDs(ctx context.Context, ids []uuid.UUID) ([]store.Use
 		}
 	}
 	if len(missing) == 0 {
-		c.stats.count(opGetUsersByIDs, resHit)
+		c.count(ctx, opGetUsersByIDs, resHit)
 	} else {
-		c.stats.count(opGetUsersByIDs, resMiss)
+		c.count(ctx, opGetUsersByIDs, resMiss)
 		got, err := c.b.GetUsersByIDs(ctx, missing)
 		if err != nil {
 			return nil, err
@@ -276,7 +276,7 @@ func (c *Cache) UserExists(ctx context.Context, id uuid.UUID) (bool, error) {
 	k := userKey(id)
 	t, on := c.ticket(k)
 	if !on {
-		c.stats.count(opUserExists, resBypass)
+		c.count(ctx, opUserExists, resBypass)
 		return c.b.UserExists(ctx, id)
 	}
 	var ok bool
@@ -284,10 +284,10 @@ func (c *Cache) UserExists(ctx context.Context, id uuid.UUID) (bool, error) {
 		ok = e.exists == yes
 		return e.exists != unknown
 	}) {
-		c.stats.count(opUserExists, resHit)
+		c.count(ctx, opUserExists, resHit)
 		return ok, nil
 	}
-	c.stats.count(opUserExists, resMiss)
+	c.count(ctx, opUserExists, resMiss)
 	ok, err := c.b.UserExists(ctx, id)
 	if err == nil {
 		c.l.put(k, t, c.expiry(nil), func(e *entry) {
@@ -304,7 +304,7 @@ func (c *Cache) UserExists(ctx context.Context, id uuid.UUID) (bool, error) {
 // GetUserByEmail is store.GetUserByEmail from memory when known, keyed by
 // the canonical email the store compares.
 func (c *Cache) GetUserByEmail(ctx context.Context, addr string) (store.User, error) {
-	return c.readUser(opGetUserByEmail, emailKey(email.Canonical(addr)), func() (store.User, error) {
+	return c.readUser(ctx, opGetUserByEmail, emailKey(email.Canonical(addr)), func() (store.User, error) {
 		return c.b.GetUserByEmail(ctx, addr)
 	})
 }
@@ -315,7 +315,7 @@ func (c *Cache) HasPermission(ctx context.Context, id uuid.UUID, permission stri
 	k := userKey(id)
 	t, on := c.ticket(k)
 	if !on {
-		c.stats.count(opHasPermission, resBypass)
+		c.count(ctx, opHasPermission, resBypass)
 		return c.b.HasPermission(ctx, id, permission)
 	}
 	var has, missing bool
@@ -332,13 +332,13 @@ func (c *Cache) HasPermission(ctx context.Context, id uuid.UUID, permission stri
 		}
 		return true
 	}) {
-		c.stats.count(opHasPermission, resHit)
+		c.count(ctx, opHasPermission, resHit)
 		if missing {
 			return false, store.ErrNotFound
 		}
 		return has, nil
 	}
-	c.stats.count(opHasPermission, resMiss)
+	c.count(ctx, opHasPermission, resMiss)
 	has, err := c.b.HasPermission(ctx, id, permission)
 	switch {
 	case err == nil:
@@ -360,7 +360,7 @@ func (c *Cache) Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 	k := userKey(id)
 	t, on := c.ticket(k)
 	if !on {
-		c.stats.count(opPermissions, resBypass)
+		c.count(ctx, opPermissions, resBypass)
 		return c.b.Permissions(ctx, id)
 	}
 	var (
@@ -372,7 +372,7 @@ func (c *Cache) Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 		list = slices.Clone(e.list)
 		return missing || e.listOK
 	}) {
-		c.stats.count(opPermissions, resHit)
+		c.count(ctx, opPermissions, resHit)
 		if missing {
 			return nil, store.ErrNotFound
 		}
@@ -381,7 +381,7 @@ func (c *Cache) Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 		}
 		return list, nil
 	}
-	c.stats.count(opPermissions, resMiss)
+	c.count(ctx, opPermissions, resMiss)
 	list, err := c.b.Permissions(ctx, id)
 	switch {
 	case err == nil:

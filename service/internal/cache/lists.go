@@ -84,7 +84,7 @@ func (ls *lists) drop() int {
 // longer than the lock.
 func (c *Cache) ListUsers(ctx context.Context, limit, offset int32, after *store.UserKey) ([]store.User, int64, error) {
 	if !c.enabled.Load() {
-		c.stats.count(opListUsers, resBypass)
+		c.count(ctx, opListUsers, resBypass)
 		return c.b.ListUsers(ctx, limit, offset, after)
 	}
 	k := listKey{limit: limit, offset: offset}
@@ -93,11 +93,11 @@ func (c *Cache) ListUsers(ctx context.Context, limit, offset int32, after *store
 	}
 	epoch, gen := c.l.epoch.Load(), c.lists.gen.Load()
 	if p, ok := c.lists.get(k, c.now()); ok {
-		c.stats.count(opListUsers, resHit)
+		c.count(ctx, opListUsers, resHit)
 		// The handler trims and converts the slice; it must not share ours.
 		return slices.Clone(p.users), p.total, nil
 	}
-	c.stats.count(opListUsers, resMiss)
+	c.count(ctx, opListUsers, resMiss)
 	users, total, err := c.b.ListUsers(ctx, limit, offset, after)
 	if err != nil {
 		return users, total, err

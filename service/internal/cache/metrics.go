@@ -1,9 +1,12 @@
 package cache
 
 import (
+	"context"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nova-auth/nova-auth/service/internal/tracing"
 )
 
 // The cached operations, as the metrics name them (the store's method).
@@ -40,6 +43,13 @@ type counters struct {
 }
 
 func (s *counters) count(op, res int) { s.reads[op][res].Add(1) }
+
+// count counts a read and says on the call's span, when it records,
+// whether the cache answered.
+func (c *Cache) count(ctx context.Context, op, res int) {
+	c.stats.count(op, res)
+	tracing.CacheResult(ctx, resultNames[res])
+}
 
 // Hits and Misses total the reads answered from memory and those that went
 // to PostgreSQL with the cache on.

@@ -251,6 +251,8 @@ func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
 	c := newCaller(t, p.GRPCAddr)
 
 	t.Run("GetUser: caller → attempt → server → PostgreSQL", func(t *testing.T) {
+		// The read cache in use, so this first read is its miss.
+		waitCacheListening(t, p)
 		traceID := c.call(t, func(ctx context.Context) {
 			if _, err := c.pool.Auth().GetUser(ctx, &authpb.GetUserRequest{UserId: userID}); err != nil {
 				t.Fatal(err)
@@ -280,6 +282,9 @@ func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
 		if v := tag(server[0], "rpc.grpc.status_code"); v != "0" {
 			t.Errorf("server span rpc.grpc.status_code = %s, want 0", v)
 		}
+		if v := tag(server[0], "nova.cache.result"); v != "miss" {
+			t.Errorf("server span nova.cache.result = %s, want miss (read from PostgreSQL)", v)
+		}
 		if v := tag(db[0], "db.system.name"); v != "postgresql" {
 			t.Errorf("statement span db.system.name = %s, want postgresql", v)
 		}
@@ -305,6 +310,28 @@ func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
 		ex := regexp.MustCompile(`(?m)^grpc_server_handling_seconds_bucket\{[^}]*grpc_method="GetUser"[^}]*\} \d+ # \{trace_id="` + traceID + `"\}`)
 		if !ex.Match(body) {
 			t.Errorf("no GetUser bucket with exemplar trace_id=%s in /metrics:\n%s", traceID, grepLines(string(body), "grpc_server_handling_seconds_bucket"))
+		}
+	})
+
+	t.Run("GetUser again: the read cache answers, no statement, the span says so", func(t *testing.T) {
+		traceID := c.call(t, func(ctx context.Context) {
+			if _, err := c.pool.Auth().GetUser(ctx, &authpb.GetUserRequest{UserId: userID}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// The caller's three spans and the server's: a statement, had
+		// there been one, ends before the server span and is exported
+		// with it or before it.
+		got := spans(t, traceID, 4)
+		server := find(got, "auth-service", "server", getUser)
+		if len(server) != 1 {
+			t.Fatalf("want one server span:\n%s", dump(got))
+		}
+		if v := tag(server[0], "nova.cache.result"); v != "hit" {
+			t.Errorf("server span nova.cache.result = %s, want hit", v)
+		}
+		if ch := children(got, server[0]); len(ch) != 0 {
+			t.Errorf("a read the cache answered has spans under it:\n%s", dump(ch))
 		}
 	})
 
@@ -424,6 +451,27 @@ func TestTraceThroughPoolServiceAndPostgreSQL(t *testing.T) {
 			t.Errorf("no \"database unavailable\" log line with trace_id %s and a span_id:\n%s", traceID, logs)
 		}
 	})
+}
+
+// waitCacheListening waits until the service's read cache has subscribed
+// to its notifications (until then every read bypasses it).
+func waitCacheListening(t *testing.T, p *testenv.Proc) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.HTTPAddr + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if regexp.MustCompile(`(?m)^nova_auth_cache_listener_up 1$`).Match(body) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the read cache did not start listening within 20s (nova_auth_cache_listener_up): %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func grepLines(s, substr string) string {

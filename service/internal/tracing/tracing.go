@@ -186,3 +186,14 @@ func (t *Tracing) Flush(ctx context.Context) error {
 	}
 	return t.tp.ForceFlush(ctx)
 }
+
+// CacheResult records on the call's span (ctx's, when it records) what
+// the read cache did: "hit" (answered from memory, no statement), "miss"
+// (read from PostgreSQL, then cached) or "bypass" (read from PostgreSQL,
+// the cache off while its listener is down). Not recording, it only looks
+// the span up: no allocation.
+func CacheResult(ctx context.Context, result string) {
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		sp.SetAttributes(attribute.String("nova.cache.result", result))
+	}
+}
