@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nova-auth/nova-auth/internal/email"
 	"github.com/nova-auth/nova-auth/service/internal/grpcserver"
@@ -51,6 +52,8 @@ type Cache struct {
 	enabled atomic.Bool
 	up      atomic.Bool
 	stats   counters
+	// delay is nova_auth_cache_notify_delay_seconds.
+	delay prometheus.Histogram
 }
 
 // New builds a cache in front of b, disabled until Subscribed.
@@ -59,7 +62,7 @@ func New(b Backend, o Options, log *slog.Logger) *Cache {
 	if now == nil {
 		now = time.Now
 	}
-	return &Cache{b: b, l: newLRU(o.MaxEntries, o.MaxBytes, now), ttl: o.TTL, now: now, log: log}
+	return &Cache{b: b, l: newLRU(o.MaxEntries, o.MaxBytes, now), ttl: o.TTL, now: now, log: log, delay: newDelayHistogram()}
 }
 
 // Subscribed: the LISTEN is in effect, so every commit from now on will be
@@ -87,11 +90,14 @@ func (c *Cache) Lost(err error) {
 	}
 }
 
-// notification is migration 0004's payload.
+// notification is migration 0004's payload, stamped since 0006.
 type notification struct {
 	T string      `json:"t"` // the table
 	U []uuid.UUID `json:"u"`
 	E []string    `json:"e"`
+	// TS is when the trigger fired, by PostgreSQL's clock, in
+	// microseconds since the Unix epoch; 0 from a schema before 0006.
+	TS int64 `json:"ts"`
 }
 
 // Notify evicts what a notification names; "*" or anything unreadable
@@ -111,6 +117,11 @@ func (c *Cache) Notify(payload string) {
 	}
 	for _, e := range n.E {
 		c.l.evict(emailKey(e))
+	}
+	if n.TS != 0 {
+		// The wall clocks of PostgreSQL and this host: a skew between them
+		// shows here as it is, except that a negative delay counts as 0.
+		c.delay.Observe(max(time.Since(time.UnixMicro(n.TS)).Seconds(), 0))
 	}
 }
 
