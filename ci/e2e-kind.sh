@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ci/e2e-kind.sh: the e2e suite on kind (make e2e-kind). kind itself is the Go
+# ci/e2e-kind.sh: the e2e suite on kind alone (make e2e-kind, which make test
+# also runs, after the local provider's e2e). kind itself is the Go
 # library pinned in e2e/go.mod, so no kind binary is installed. Where a Docker
 # engine runs (GitHub's runners), the kind provider uses it, pulls kind's node
 # image and deploys PostgreSQL in the cluster; where none runs (this

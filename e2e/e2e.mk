@@ -8,6 +8,8 @@ E2E_IMAGE   ?= $(CURDIR)/dist/auth-service.tar
 # Artifacts of a run: load-test reports, helm/kubectl output, component logs.
 E2E_OUT     ?= $(CURDIR)/e2e/out
 E2E_TIMEOUT ?= 45m
+# kind: a cold run builds the node image's parts first (~20 min here).
+E2E_KIND_TIMEOUT ?= 75m
 # Extra go test flags, e.g. E2E_FLAGS='-run TestE2E/rpcs'.
 E2E_FLAGS   ?=
 E2E_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -24,9 +26,9 @@ e2e: image helm cluster-deps ## E2E on the local cluster (root): install the cha
 	cd e2e && E2E_IMAGE=$(E2E_IMAGE) E2E_HELM=$(CURDIR)/bin/helm E2E_OUT=$(E2E_OUT) \
 		go test -count=1 -timeout $(E2E_TIMEOUT) -v ./authimage ./suite $(E2E_FLAGS)
 
-e2e-kind: image helm ## The same suite on kind (kind-config.yaml: 3 nodes); without a Docker engine, its own engine and node image built here (root, make kind-deps)
+e2e-kind: image helm ## The same suite on kind (kind-config.yaml: 3 nodes) plus NetworkPolicy refusals, HPA scaling, node loss; without a Docker engine, its own engine and node image built here (root, make kind-deps)
 	cd e2e && E2E_PROVIDER=kind E2E_IMAGE=$(E2E_IMAGE) E2E_HELM=$(CURDIR)/bin/helm E2E_OUT=$(E2E_OUT) \
-		go test -count=1 -timeout $(E2E_TIMEOUT) -v ./suite $(E2E_FLAGS)
+		go test -count=1 -timeout $(E2E_KIND_TIMEOUT) -v ./suite $(E2E_FLAGS)
 
 kind-deps: ## Install what the kind provider needs here beyond the local cluster's packages: Debian's docker.io and mmdebstrap (root)
 	bash e2e/kind-deps.sh

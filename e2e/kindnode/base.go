@@ -160,6 +160,9 @@ func (b *build) stageFiles(ctx context.Context, dst string) error {
 		}
 		content["usr/bin/"+name] = data
 	}
+	if content["usr/local/bin/crictl"], err = os.ReadFile(filepath.Join(b.crictl, "crictl")); err != nil {
+		return err
+	}
 	content["kind/version"] = []byte(localcluster.KubernetesVersion + "\n")
 	content["kind/manifests/default-cni.yaml"] = []byte(cniManifest)
 	content["kind/manifests/default-storage.yaml"] = []byte(storageManifest)

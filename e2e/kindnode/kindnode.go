@@ -48,6 +48,7 @@ type build struct {
 	src    string // this package's folder
 	comps  string // localcluster components folder
 	bins   string // kubeadm, kube-router, pause
+	crictl string // crictl
 	rootfs string // root filesystem tarball
 	images string // component images tarball
 	key    string // the node image's key
@@ -66,6 +67,7 @@ type step struct {
 var steps = []step{
 	{"components", false, (*build).buildComponents},
 	{"binaries", false, (*build).buildBinaries},
+	{"crictl", false, (*build).buildCrictl},
 	{"root filesystem", false, (*build).buildRootfsStep},
 	{"cluster images", false, (*build).buildImages},
 	{"key", false, (*build).computeKey},
@@ -139,10 +141,10 @@ func (b *build) buildRootfsStep(ctx context.Context) error {
 // sources.
 func (b *build) computeKey(ctx context.Context) error {
 	h := sha256.New()
-	for _, p := range []string{b.comps, b.bins, b.rootfs, b.images} {
+	for _, p := range []string{b.comps, b.bins, b.crictl, b.rootfs, b.images} {
 		fmt.Fprintln(h, filepath.Base(filepath.Dir(p)), filepath.Base(p))
 	}
-	for _, dir := range []string{b.bins, filepath.Dir(b.rootfs), filepath.Dir(b.images)} {
+	for _, dir := range []string{b.bins, b.crictl, filepath.Dir(b.rootfs), filepath.Dir(b.images)} {
 		pruneOld(dir)
 	}
 	kind, err := kindFilesDir(ctx, b.src)

@@ -87,6 +87,10 @@ func TestNodeBoots(t *testing.T) {
 			t.Errorf("image %s not preloaded; the node has:\n%s", want, out)
 		}
 	}
+	// kind's log collection (`kind export logs`, the suite's kind-logs) runs crictl.
+	if out, err := e.Docker(ctx, "exec", "node", "crictl", "images", "--quiet"); err != nil || !strings.Contains(string(out), "sha256:") {
+		t.Errorf("crictl images in the node: %v\n%s", err, out)
+	}
 	out, _ = e.Docker(ctx, "exec", "node", "findmnt", "--list", "--noheadings", "--output", "TARGET", "--types", "cgroup")
 	for _, c := range []string{"net_cls", "net_prio", "perf_event", "hugetlb"} {
 		if hostHas(c) {

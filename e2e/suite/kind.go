@@ -105,7 +105,12 @@ func (Kind) Up(t testing.TestingT, ctx context.Context, o UpOptions) (*Cluster, 
 	); err != nil {
 		return nil, fmt.Errorf("kind create cluster: %w", err)
 	}
-	c := &Cluster{Provider: "kind", Kubeconfig: kubeconfig, NetworkPolicies: true}
+	c := &Cluster{Provider: "kind", Kubeconfig: kubeconfig, NetworkPolicies: true, stopNode: func(ctx context.Context, node string) error {
+		if out, err := exec.CommandContext(ctx, "docker", "stop", node).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker stop %s: %w: %s", node, err, out)
+		}
+		return nil
+	}}
 	c.onDown(func() {
 		logs := filepath.Join(o.ArtifactsDir, "kind-logs")
 		p.CollectLogs(KindClusterName, logs) //nolint:errcheck
@@ -159,7 +164,11 @@ func privateKindUp(ctx context.Context, o UpOptions) (*Cluster, error) {
 	if err != nil {
 		return nil, err // Up stopped what it started
 	}
-	c := &Cluster{Provider: "kind", Kubeconfig: kc.Kubeconfig, NetworkPolicies: true, loadImage: kindLoader(kc.Provider, KindClusterName)}
+	c := &Cluster{Provider: "kind", Kubeconfig: kc.Kubeconfig, NetworkPolicies: true, loadImage: kindLoader(kc.Provider, KindClusterName),
+		stopNode: func(ctx context.Context, node string) error {
+			_, err := kc.Engine.Docker(ctx, "stop", node)
+			return err
+		}}
 	c.onDown(func() {
 		kc.Provider.CollectLogs(KindClusterName, filepath.Join(o.ArtifactsDir, "kind-logs")) //nolint:errcheck
 		if err := kc.Down(); err != nil {

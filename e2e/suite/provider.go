@@ -38,7 +38,17 @@ type Cluster struct {
 	LogDir string
 
 	loadImage func(ctx context.Context, tarball string) error
+	stopNode  func(ctx context.Context, node string) error
 	down      []func()
+}
+
+// StopNode stops a node's machine (`docker stop` of a kind node's
+// container), as a host that goes away; nil when the provider cannot.
+func (c *Cluster) StopNode(ctx context.Context, node string) error {
+	if c.stopNode == nil {
+		return fmt.Errorf("the %s provider cannot stop a node", c.Provider)
+	}
+	return c.stopNode(ctx, node)
 }
 
 // LoadImage makes the image tarball available to every node (as `kind load

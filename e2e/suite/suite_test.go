@@ -37,6 +37,9 @@ const (
 	serverSelector = "app.kubernetes.io/instance=nova-auth,app.kubernetes.io/component=server"
 	// loadtestRef is the load test's own image, for runs inside the cluster.
 	loadtestRef = "localhost/nova-auth/loadtest:e2e"
+	// probeRef is e2e/cmd/e2eprobe's image: HTTP checks and calls through
+	// the clients pool from inside the cluster.
+	probeRef = "localhost/nova-auth/e2eprobe:e2e"
 )
 
 // env is what every step of the suite shares.
@@ -96,6 +99,12 @@ func run(ctx context.Context, env []string, stdin string, name string, args ...s
 	return stdout.String(), nil
 }
 
+// writeArtifact keeps s as e.out/dir/name.
+func writeArtifact(e *env, dir, name, s string) {
+	os.MkdirAll(filepath.Join(e.out, dir), 0o755)                   //nolint:errcheck
+	os.WriteFile(filepath.Join(e.out, dir, name), []byte(s), 0o644) //nolint:errcheck
+}
+
 func appendFile(path, s string) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -139,8 +148,12 @@ func TestE2E(t *testing.T) {
 		{"rolling_upgrade_under_load", testRollingUpgrade, false},
 		{"pdb_eviction", testEviction, false},
 		{"rollback", testRollback, false},
+		{"hpa", testHPA, false},
 		{"uninstall", testUninstall, false},
 		{"upgrade_from_previous_release", testUpgradeFromPrevious, false},
+		// Last: it stops a worker for good, which disturbs what runs after
+		// (a rollout on the one worker left had failed calls).
+		{"node_loss", testNodeLoss, false},
 	}
 	for _, s := range steps {
 		st := time.Now()
@@ -184,9 +197,9 @@ func setup(t *testing.T, ctx context.Context, p Provider) *env {
 
 	// The images and host binaries build while the cluster starts.
 	var wg sync.WaitGroup
-	var imgErr, ltErr error
+	var imgErr, ltErr, probeErr error
 	image := os.Getenv("E2E_IMAGE")
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		if image == "" {
@@ -207,6 +220,10 @@ func setup(t *testing.T, ctx context.Context, p Provider) *env {
 		defer wg.Done()
 		ltErr = buildLoadtest(ctx, e)
 	}()
+	go func() {
+		defer wg.Done()
+		probeErr = buildProbe(ctx, e)
+	}()
 
 	log := &testLog{t: t}
 	c, err := p.Up(t, ctx, UpOptions{RepoRoot: root, ArtifactsDir: out, Log: log})
@@ -221,7 +238,7 @@ func setup(t *testing.T, ctx context.Context, p Provider) *env {
 			diagnostics(e)
 		}
 		// The suite's own namespaces (a reused cluster keeps running).
-		for _, n := range []string{clientNS, outsiderNS} {
+		for _, n := range []string{clientNS, outsiderNS, monitoringNS, gatewayNS} {
 			c.Client.CoreV1().Namespaces().Delete(context.Background(), n, metav1.DeleteOptions{}) //nolint:errcheck
 		}
 	})
@@ -231,8 +248,11 @@ func setup(t *testing.T, ctx context.Context, p Provider) *env {
 	if ltErr != nil {
 		t.Fatalf("loadtest: %v", ltErr)
 	}
+	if probeErr != nil {
+		t.Fatalf("e2eprobe: %v", probeErr)
+	}
 	os.Setenv("PATH", strings.Join(append([]string{filepath.Dir(helmBin)}, append(c.PathDirs, os.Getenv("PATH"))...), string(os.PathListSeparator)))
-	for _, tar := range []string{image, filepath.Join(out, "loadtest.tar")} {
+	for _, tar := range []string{image, filepath.Join(out, "loadtest.tar"), filepath.Join(out, "e2eprobe.tar")} {
 		st := time.Now()
 		if err := c.LoadImage(ctx, tar); err != nil {
 			t.Fatalf("load %s: %v", tar, err)
@@ -262,19 +282,34 @@ func buildLoadtest(ctx context.Context, e *env) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build loadtest: %w\n%s", err, b)
 	}
-	data, err := os.ReadFile(e.loadtest)
+	return toolImage(e.loadtest, "/usr/local/bin/loadtest", loadtestRef, "nova-auth loadtest (e2e)", filepath.Join(e.out, "loadtest.tar"))
+}
+
+// buildProbe builds e2e/cmd/e2eprobe and its image.
+func buildProbe(ctx context.Context, e *env) error {
+	bin := filepath.Join(e.out, "bin", "e2eprobe")
+	if err := ociimage.GoBuild(ctx, filepath.Join(e.root, "e2e"), "./cmd/e2eprobe", bin); err != nil {
+		return err
+	}
+	return toolImage(bin, "/usr/local/bin/e2eprobe", probeRef, "nova-auth e2e probe", filepath.Join(e.out, "e2eprobe.tar"))
+}
+
+// toolImage writes an image tarball of one static binary, run as the
+// service's user (so its pods pass Pod Security "restricted").
+func toolImage(bin, path, ref, title, tarball string) error {
+	data, err := os.ReadFile(bin)
 	if err != nil {
 		return err
 	}
 	img, err := ociimage.Build(ociimage.Config{
-		Entrypoint: []string{"/usr/local/bin/loadtest"},
+		Entrypoint: []string{path},
 		User:       authimage.User,
-		Labels:     map[string]string{"org.opencontainers.image.title": "nova-auth loadtest (e2e)"},
-	}, ociimage.File{Path: "/usr/local/bin/loadtest", Mode: 0o755, Data: data})
+		Labels:     map[string]string{"org.opencontainers.image.title": title},
+	}, ociimage.File{Path: path, Mode: 0o755, Data: data})
 	if err != nil {
 		return err
 	}
-	return ociimage.WriteTarball(filepath.Join(e.out, "loadtest.tar"), loadtestRef, img)
+	return ociimage.WriteTarball(tarball, ref, img)
 }
 
 // testLog sends progress lines to the test log.
@@ -292,7 +327,7 @@ func diagnostics(e *env) {
 	dir := filepath.Join(e.out, "diagnostics")
 	os.MkdirAll(dir, 0o755) //nolint:errcheck
 	var b strings.Builder
-	for _, n := range []string{ns, clientNS, outsiderNS, previousNS} {
+	for _, n := range []string{ns, clientNS, outsiderNS, monitoringNS, gatewayNS, previousNS} {
 		pods, err := e.c.Client.CoreV1().Pods(n).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			continue

@@ -100,37 +100,62 @@ func waitPod(t *testing.T, e *env, namespace, name string, timeout time.Duration
 	return phase, string(lg)
 }
 
-// healthcheckFrom runs `auth-service healthcheck` against the Service from
-// a pod in namespace and says whether it passed.
-func healthcheckFrom(t *testing.T, e *env, namespace string) (bool, string) {
+// startLoadtest runs the load test from its own image in a Nova service
+// namespace against the Service by DNS, with the data set, at rps for d,
+// failing on any failed call, and returns its pod once it runs.
+func startLoadtest(t *testing.T, e *env, name string, dataset []byte, rps, concurrency, connections int, d time.Duration) *corev1.Pod {
 	t.Helper()
-	p := restrictedPod("e2e-healthcheck", corev1.Container{
-		Name: "healthcheck", Image: "ghcr.io/nova-auth/auth-service:0.1.0",
-		Args: []string{"healthcheck", "--addr", grpcAddr, "--service", authpb.AuthService_ServiceDesc.ServiceName, "--timeout", "5s"},
-	})
-	startPod(t, e, namespace, p)
-	phase, lg := waitPod(t, e, namespace, p.Name, 90*time.Second)
-	e.c.Client.CoreV1().Pods(namespace).Delete(context.Background(), p.Name, metav1.DeleteOptions{}) //nolint:errcheck
-	return phase == corev1.PodSucceeded, lg
+	ctx := context.Background()
+	ensureNamespace(t, e, clientNS, map[string]string{"nova.io/service": "true"})
+	cms := e.c.Client.CoreV1().ConfigMaps(clientNS)
+	cm := name + "-data"
+	cms.Delete(ctx, cm, metav1.DeleteOptions{}) //nolint:errcheck
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: cm},
+		Data:       map[string]string{"data.json": string(dataset)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := restrictedPod(name, corev1.Container{
+		Name: "loadtest", Image: loadtestRef,
+		Args: []string{"--addr", grpcAddr, "--data", "/data/data.json", "--scenario", "mix", "--rps", fmt.Sprint(rps), "--concurrency", fmt.Sprint(concurrency),
+			"--connections", fmt.Sprint(connections), "--duration", d.String(), "--warmup", "0", "--warmup-time", "0s", "--timeout", "10s",
+			// Zero failed calls; latency is not what these steps measure. A
+			// draining pod's GOAWAY makes the connection reconnect through the
+			// Service; --wait-for-ready lets a call made in that moment wait
+			// for the new connection (within --timeout), as a caller that
+			// retries UNAVAILABLE (the clients pool) sees it, instead of
+			// failing at once when kube-proxy still routes the first attempt
+			// to the pod that just closed its listener.
+			"--wait-for-ready",
+			"--max-error-rate", "0", "--p95", "0", "--p99", "0", "--min-rps", "0", "--progress", "10s", "--out", "/out"},
+		Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
+		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}, {Name: "out", MountPath: "/out"}},
+	},
+		corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}},
+		corev1.Volume{Name: "out", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	)
+	startPod(t, e, clientNS, p)
+	waitRunning(t, e, clientNS, p.Name)
+	return p
 }
 
-// testNetworkPolicy: a Nova service namespace reaches gRPC through the
-// Service; another namespace does too where the CNI does not enforce
-// NetworkPolicy (the local cluster), and is refused where it does (kind).
-func testNetworkPolicy(t *testing.T, e *env) {
-	ensureNamespace(t, e, clientNS, map[string]string{"nova.io/service": "true"})
-	ensureNamespace(t, e, outsiderNS, nil)
-	if ok, lg := healthcheckFrom(t, e, clientNS); !ok {
-		t.Errorf("healthcheck from the Nova namespace %s through Service %s failed:\n%s", clientNS, grpcAddr, lg)
-	}
-	ok, lg := healthcheckFrom(t, e, outsiderNS)
-	switch {
-	case e.c.NetworkPolicies && ok:
-		t.Errorf("a pod in %s (not a Nova namespace) reached gRPC: the ingress NetworkPolicy did not apply", outsiderNS)
-	case !e.c.NetworkPolicies:
-		t.Logf("the %s cluster's CNI does not enforce NetworkPolicy: outsider reached the service = %v (kind checks the refusal)", e.c.Provider, ok)
-	default:
-		t.Logf("outsider refused as the policy says: %s", strings.TrimSpace(lg))
+// waitRunning waits until the pod runs; it fails the test if the pod ended.
+func waitRunning(t *testing.T, e *env, namespace, name string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pod, err := e.c.Client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		if pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
+			return false, fmt.Errorf("it ended (%s)", pod.Status.Phase)
+		}
+		return pod.Status.Phase == corev1.PodRunning, nil
+	})
+	if err != nil {
+		_, lg := waitPod(t, e, namespace, name, time.Second)
+		t.Fatalf("pod %s/%s did not run: %v\n%s", namespace, name, err, lg)
 	}
 }
 
@@ -188,51 +213,8 @@ func upgradeUnderLoad(t *testing.T, e *env, dataset []byte, dir string, opts *he
 	t.Helper()
 	ctx := context.Background()
 	before := serverPodHashes(t, e)
-	ensureNamespace(t, e, clientNS, map[string]string{"nova.io/service": "true"})
-	cms := e.c.Client.CoreV1().ConfigMaps(clientNS)
-	cms.Delete(ctx, "loadtest-data", metav1.DeleteOptions{}) //nolint:errcheck
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "loadtest-data"},
-		Data:       map[string]string{"data.json": string(dataset)},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	const loadFor = 75 * time.Second
-	p := restrictedPod("e2e-loadtest", corev1.Container{
-		Name: "loadtest", Image: loadtestRef,
-		Args: []string{"--addr", grpcAddr, "--data", "/data/data.json", "--scenario", "mix", "--rps", "100", "--concurrency", "16",
-			"--connections", "1", "--duration", loadFor.String(), "--warmup", "0", "--warmup-time", "0s", "--timeout", "10s",
-			// Zero failed calls; latency is not what this step measures. A
-			// draining pod's GOAWAY makes the connection reconnect through the
-			// Service; --wait-for-ready lets a call made in that moment wait
-			// for the new connection (within --timeout), as a caller that
-			// retries UNAVAILABLE (the clients pool) sees it, instead of
-			// failing at once when kube-proxy still routes the first attempt
-			// to the pod that just closed its listener.
-			"--wait-for-ready",
-			"--max-error-rate", "0", "--p95", "0", "--p99", "0", "--min-rps", "0", "--progress", "10s", "--out", "/out"},
-		Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
-		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}, {Name: "out", MountPath: "/out"}},
-	},
-		corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "loadtest-data"}}}},
-		corev1.Volume{Name: "out", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-	)
-	startPod(t, e, clientNS, p)
-	// Let it reach full rate before the upgrade starts.
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		pod, err := e.c.Client.CoreV1().Pods(clientNS).Get(ctx, p.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		if pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
-			return false, fmt.Errorf("the load test ended before the upgrade (%s)", pod.Status.Phase)
-		}
-		return pod.Status.Phase == corev1.PodRunning, nil
-	})
-	if err != nil {
-		_, lg := waitPod(t, e, clientNS, p.Name, time.Second)
-		t.Fatalf("load test pod: %v\n%s", err, lg)
-	}
+	p := startLoadtest(t, e, "e2e-loadtest", dataset, 100, 16, 1, loadFor)
 	loadStart := time.Now()
 	time.Sleep(8 * time.Second)
 
@@ -274,12 +256,19 @@ func upgradeUnderLoad(t *testing.T, e *env, dataset []byte, dir string, opts *he
 		t.Errorf("the rollout (%s after the load began) outlasted the load (%s): raise loadFor", rolled.Round(time.Second), loadFor)
 	}
 
-	phase, lg := waitPod(t, e, clientNS, p.Name, loadFor+2*time.Minute)
-	os.MkdirAll(filepath.Join(e.out, dir), 0o755)                              //nolint:errcheck
-	os.WriteFile(filepath.Join(e.out, dir, "loadtest.log"), []byte(lg), 0o644) //nolint:errcheck
-	t.Logf("load test during the upgrade:\n%s", lg)
+	finishLoadtest(t, e, p.Name, loadFor+2*time.Minute, dir, "the upgrade")
+}
+
+// finishLoadtest waits for startLoadtest's pod to end, keeps its log in
+// e.out/dir and fails the test unless every call succeeded.
+func finishLoadtest(t *testing.T, e *env, name string, timeout time.Duration, dir, during string) {
+	t.Helper()
+	phase, lg := waitPod(t, e, clientNS, name, timeout)
+	os.MkdirAll(filepath.Join(e.out, dir), 0o755)                           //nolint:errcheck
+	os.WriteFile(filepath.Join(e.out, dir, name+".log"), []byte(lg), 0o644) //nolint:errcheck
+	t.Logf("load test %s during %s:\n%s", name, during, lg)
 	if phase != corev1.PodSucceeded || !strings.Contains(lg, "PASS") {
-		t.Errorf("calls failed during the upgrade (load test pod %s); see %s", phase, filepath.Join(e.out, dir))
+		t.Errorf("calls failed during %s (load test pod %s %s); see %s", during, name, phase, filepath.Join(e.out, dir))
 	}
 }
 
