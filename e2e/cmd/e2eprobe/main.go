@@ -209,7 +209,9 @@ func calls(args []string) error {
 		go func() {
 			defer wg.Done()
 			for n := range tickets {
-				id := ids[n%len(ids)]
+				// Each user in turn for writeEvery calls, one a
+				// write: the writes spread over every user.
+				id := ids[(n / *writeEvery)%len(ids)]
 				// A call's own deadline comes from the pool
 				// (GRPC_CLIENT_TIMEOUT), not from the run's end.
 				cctx := context.Background()
