@@ -38,6 +38,10 @@ const (
 // other error means the probe failed for another reason than the policy.
 var denied = regexp.MustCompile(`connection refused|i/o timeout|deadline exceeded|DeadlineExceeded|no route to host|context canceled`)
 
+// lookupFailed matches a name that did not resolve (Go's resolver: "lookup
+// NAME: ..."): the probe never reached the connection the policy decides.
+var lookupFailed = regexp.MustCompile(`lookup [^ ]+( on [^ ]+)?: `)
+
 // probe is one pod that checks one connection from one place.
 type probe struct {
 	name, namespace string
@@ -97,7 +101,7 @@ func runProbes(t *testing.T, e *env, probes []probe) {
 			t.Logf("%s: not enforced by the %s cluster's CNI (connected: %v)", p.why, e.c.Provider, r.ok)
 		case r.ok:
 			t.Errorf("%s (pod %s/%s): the connection succeeded, want the NetworkPolicy to refuse it:\n%s", p.why, p.namespace, p.name, r.log)
-		case !denied.MatchString(r.log):
+		case !denied.MatchString(r.log) || lookupFailed.MatchString(r.log):
 			t.Errorf("%s (pod %s/%s): failed, but not as a refused or timed-out connection (the probe is broken?):\n%s", p.why, p.namespace, p.name, r.log)
 		default:
 			t.Logf("%s: refused as the policy says (%s)", p.why, lastLine(r.log))
