@@ -276,13 +276,6 @@ func transportCredentials(t TLSConfig) (credentials.TransportCredentials, error)
 	if !t.Enabled {
 		return insecure.NewCredentials(), nil
 	}
-	creds, err := tlsclient.Credentials(tlsclient.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName})
-	var fe *tlsclient.FileError
-	if errors.As(err, &fe) {
-		if fe.CA {
-			return nil, fmt.Errorf("clients: GRPC_CLIENT_TLS_CA_FILE: %w", fe.Err)
-		}
-		return nil, fmt.Errorf("clients: GRPC_CLIENT_TLS_CERT_FILE/GRPC_CLIENT_TLS_KEY_FILE: %w", fe.Err)
-	}
-	return creds, err
+	return tlsclient.Credentials(tlsclient.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName,
+		CAName: "clients: GRPC_CLIENT_TLS_CA_FILE", PairName: "clients: GRPC_CLIENT_TLS_CERT_FILE/GRPC_CLIENT_TLS_KEY_FILE"})
 }

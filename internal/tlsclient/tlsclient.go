@@ -1,13 +1,12 @@
 // Package tlsclient builds a gRPC client's TLS credentials from PEM files.
 // The client library and the auth-service healthcheck command both use it;
-// each names the files its own way (environment variables, flags) through
-// FileError.
+// each names the files its own way (environment variables, flags) in its
+// errors through Files.CAName and Files.PairName.
 package tlsclient
 
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 
@@ -20,16 +19,10 @@ type Files struct {
 	CertFile   string // client certificate for mutual TLS (with KeyFile)
 	KeyFile    string
 	ServerName string // name checked in the server's certificate; empty: the dialled host
+	// How the caller names the CA file and the certificate/key pair (an
+	// environment variable, a flag): an error about a file starts with it.
+	CAName, PairName string
 }
-
-// FileError says which of the files could not be used.
-type FileError struct {
-	CA  bool // the CA file; otherwise the certificate/key pair
-	Err error
-}
-
-func (e *FileError) Error() string { return e.Err.Error() }
-func (e *FileError) Unwrap() error { return e.Err }
 
 // Credentials builds TLS (mutual TLS with a certificate) credentials. The
 // client certificate is re-read at each handshake so a rotated one (e.g. by
@@ -40,19 +33,19 @@ func Credentials(f Files) (credentials.TransportCredentials, error) {
 	if f.CAFile != "" {
 		pem, err := os.ReadFile(f.CAFile)
 		if err != nil {
-			return nil, &FileError{CA: true, Err: err}
+			return nil, fmt.Errorf("%s: %w", f.CAName, err)
 		}
 		tc.RootCAs = x509.NewCertPool()
 		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, &FileError{CA: true, Err: fmt.Errorf("no PEM certificate in %s", f.CAFile)}
+			return nil, fmt.Errorf("%s: no PEM certificate in %s", f.CAName, f.CAFile)
 		}
 	}
 	if f.CertFile != "" || f.KeyFile != "" {
 		if f.CertFile == "" || f.KeyFile == "" {
-			return nil, &FileError{Err: errors.New("a client certificate and its key go together")}
+			return nil, fmt.Errorf("%s: a client certificate and its key go together", f.PairName)
 		}
 		if _, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile); err != nil {
-			return nil, &FileError{Err: err}
+			return nil, fmt.Errorf("%s: %w", f.PairName, err)
 		}
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			c, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -70,15 +69,8 @@ func healthcheckCreds(useTLS bool, caFile, certFile, keyFile, serverName string)
 	if !useTLS && caFile == "" && certFile == "" && serverName == "" {
 		return insecure.NewCredentials(), nil
 	}
-	creds, err := tlsclient.Credentials(tlsclient.Files{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: serverName})
-	var fe *tlsclient.FileError
-	if errors.As(err, &fe) {
-		if fe.CA {
-			return nil, fmt.Errorf("--cacert: %w", fe.Err)
-		}
-		return nil, fmt.Errorf("--cert/--key: %w", fe.Err)
-	}
-	return creds, err
+	return tlsclient.Credentials(tlsclient.Files{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: serverName,
+		CAName: "--cacert", PairName: "--cert/--key"})
 }
 
 // localGRPCAddr is this host's gRPC address as the configuration gives it.
