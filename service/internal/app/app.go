@@ -48,6 +48,12 @@ type App struct {
 	// from then on a database outage no longer makes the replica unready.
 	served atomic.Bool
 	dbUp   atomic.Bool
+	// waitLog is when the readiness loop last said why a replica that has
+	// not served yet is waiting, and what it said (the loop's own state).
+	waitLog struct {
+		at  time.Time
+		why string
+	}
 	// tracing is nil when OTEL_EXPORTER_OTLP_ENDPOINT is not set.
 	tracing *tracing.Tracing
 }
@@ -248,15 +254,41 @@ func (a *App) check(ctx context.Context) {
 	case err != nil && a.served.Load():
 		a.log.Debug("readiness check: database unreachable, staying ready", slog.String("error", err.Error()))
 	case err != nil:
-		a.log.Debug("readiness check failed", slog.String("error", err.Error()))
 		a.setReady(false, "database unreachable")
+		a.logWaiting("database unreachable", err)
 	case v < store.SchemaVersion():
-		a.log.Debug("schema behind", slog.Int("version", v))
-		a.setReady(false, fmt.Sprintf("schema at version %d, need %d: run `auth-service migrate`", v, store.SchemaVersion()))
+		why := fmt.Sprintf("schema at version %d, need %d: run `auth-service migrate`", v, store.SchemaVersion())
+		a.setReady(false, why)
+		a.logWaiting(why, nil)
 	default:
 		a.served.Store(true)
 		a.setReady(true, "")
 	}
+}
+
+// waitLogEvery is how often a replica that has not served yet repeats why
+// it waits, when the reason stays the same.
+const waitLogEvery = time.Minute
+
+// logWaiting says, at warning level, why a replica that has not served yet
+// is not ready, with the error: at once, whenever the reason changes, and
+// then once a minute. A pod stuck unready at start (a NetworkPolicy or
+// firewall in the way, a wrong address, a migration not run) shows why in
+// its log, not only in the readiness body the kubelet reads.
+func (a *App) logWaiting(why string, err error) {
+	if a.served.Load() {
+		return // setReady said it, once: a replica that served is known to work
+	}
+	now := time.Now()
+	if why == a.waitLog.why && now.Sub(a.waitLog.at) < waitLogEvery {
+		return
+	}
+	a.waitLog.at, a.waitLog.why = now, why
+	attrs := []any{slog.String("reason", why)}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	a.log.Warn("not ready yet", attrs...)
 }
 
 // Serve runs until ctx ends (SIGTERM), then drains: unready at once, keep

@@ -55,6 +55,7 @@ type env struct {
 	priv    crypto.Signer
 	pubPEM  []byte
 	app     *App
+	logs    *testenv.LogBuffer // the service's log lines at warning level and above
 	stop    context.CancelFunc
 	done    chan error
 }
@@ -104,10 +105,13 @@ func start(t testing.TB, url string, vars map[string]string, migrate bool) *env 
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	logs := &testenv.LogBuffer{}
+	var w io.Writer = logs
+	level := min(cfg.LogLevel, slog.LevelWarn)
 	if testing.Verbose() {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		w = io.MultiWriter(logs, os.Stderr)
 	}
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	a, err := New(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +130,7 @@ func start(t testing.TB, url string, vars map[string]string, migrate bool) *env 
 		t.Fatal(err)
 	}
 	sctx, stop := context.WithCancel(ctx)
-	e := &env{cfg: cfg, st: a.Store(), app: a, stop: stop, done: make(chan error, 1), pubPEM: pubPEM,
+	e := &env{cfg: cfg, st: a.Store(), app: a, logs: logs, stop: stop, done: make(chan error, 1), pubPEM: pubPEM,
 		httpURL: "http://" + hl.Addr().String()}
 	go func() { e.done <- a.Serve(sctx, gl, hl) }()
 

@@ -106,11 +106,27 @@ func TestUnreadyWithoutDatabaseAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	e := newEnvNoMigrate(t, fmt.Sprintf("postgres://nobody@127.0.0.1:%d/none?sslmode=disable", port))
 	time.Sleep(300 * time.Millisecond) // a few readiness periods
 	e.waitServing(t, false)
 	if code, body := httpGet(t, e.httpURL+"/readiness"); code != 503 || !contains(body, "database unreachable") {
 		t.Fatalf("readiness = %d %s, want 503 database unreachable", code, body)
+	}
+	// The log says why, with the error, once (not every check, here every
+	// 100ms): what someone reading a pod stuck unready at start sees.
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waiting := 0
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if contains(l, `"msg":"not ready yet"`) {
+			waiting++
+			if !contains(l, `"level":"WARN"`) || !contains(l, `"reason":"database unreachable"`) || !contains(l, addr) {
+				t.Errorf("log line %s: want level WARN, reason database unreachable and the address %s in the error", l, addr)
+			}
+		}
+	}
+	if waiting != 1 {
+		t.Errorf("%d \"not ready yet\" lines in %s of checks, want 1:\n%s", waiting, time.Since(start).Round(time.Millisecond), e.logs)
 	}
 }
 
