@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,17 @@ func testUpgradeFromPrevious(t *testing.T, e *env) {
 		deleteKeySecret(context.Background(), e)                                                      //nolint:errcheck
 	})
 
-	if out, err := e.helm(t, opts(nil), "install", release, prev, "--timeout", "5m"); err != nil {
+	// The previous chart's egress rule admits PostgreSQL on port 5432 only
+	// (this chart takes the port from database.url): a user with another
+	// port set it, as here, where the database may listen elsewhere. Without
+	// it the old pods reach the database only before the policy engine
+	// applies their egress rule, a race on a cluster that enforces policy.
+	dbPort, err := databasePort(e.c.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.helm(t, opts(map[string]string{"networkPolicy.egress.postgresql.ports[0].port": dbPort}),
+		"install", release, prev, "--timeout", "5m"); err != nil {
 		t.Fatalf("helm install (previous chart %.7s): %v\n%s", previousChartCommit, err, out)
 	}
 	if err := waitDeploymentReady(ctx, e.c.Client, ns, release, 3, 4*time.Minute); err != nil {
@@ -109,6 +120,18 @@ func testUpgradeFromPrevious(t *testing.T, e *env) {
 	env = hostEnv(t, e)
 	id := createUser(t, e, env, fmt.Sprintf("e2e-previous-after-%d@nova.test", time.Now().UnixNano()))
 	verifyOnEveryPod(t, e, map[string]string{issueToken(t, e, env, id): id}, "signed with the key Secret's key")
+}
+
+// databasePort is the port of a PostgreSQL URL, 5432 when it names none.
+func databasePort(dbURL string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", fmt.Errorf("database URL: %w", err) // url.Error would print the password
+	}
+	if p := u.Port(); p != "" {
+		return p, nil
+	}
+	return "5432", nil
 }
 
 // previousChart extracts charts/auth at previousChartCommit into the run's
@@ -232,7 +255,9 @@ func seedWithKey(t *testing.T, e *env, n int, keyPEM []byte, issued map[string]s
 
 // verifyOnEveryPod calls VerifyToken on each Ready service pod, through a
 // port-forward of its own, for every token (token → user id): each must be
-// valid for its user.
+// valid for its user. Each pod also reads every user with GetUser (a cache
+// miss the first time, so from PostgreSQL): a pod its NetworkPolicy keeps
+// from the database fails here, not only under load.
 func verifyOnEveryPod(t *testing.T, e *env, issued map[string]string, when string) {
 	t.Helper()
 	pods := readyServerPods(t, e)
@@ -246,6 +271,7 @@ func verifyOnEveryPod(t *testing.T, e *env, issued map[string]string, when strin
 		}
 		c := authClient(t, strings.Replace(tun.Endpoint(), "localhost", "127.0.0.1", 1))
 		bad, first := 0, ""
+		badRead, firstRead := 0, ""
 		for tok, id := range issued {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			v, err := c.VerifyToken(ctx, &authpb.VerifyTokenRequest{Token: tok})
@@ -255,6 +281,17 @@ func verifyOnEveryPod(t *testing.T, e *env, issued map[string]string, when strin
 					first = fmt.Sprintf("%v %v", v, err)
 				}
 			}
+			ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+			u, err := c.GetUser(ctx, &authpb.GetUserRequest{UserId: id})
+			cancel()
+			if err != nil || u.GetUser().GetId() != id {
+				if badRead++; firstRead == "" {
+					firstRead = fmt.Sprintf("GetUser %s: %v", id, err)
+				}
+			}
+		}
+		if badRead > 0 {
+			t.Errorf("%s: pod %s fails to read %d of %d users from PostgreSQL (first: %s)", when, p.Name, badRead, len(issued), firstRead)
 		}
 		tun.Close()
 		if bad > 0 {
