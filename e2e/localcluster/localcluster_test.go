@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,8 +16,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -171,6 +174,21 @@ func TestLocalCluster(t *testing.T) {
 		})
 	}
 
+	// The gateway's MAC address stays what it was when every pod behind it
+	// is replaced (a bridge takes its lowest port's MAC unless given one,
+	// and pods keep sending to the old one until their ARP entry expires).
+	t.Run("gateway-mac", func(t *testing.T) {
+		before := gatewayMAC(t, c.GatewayIP)
+		if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "app=hello"}); err != nil {
+			t.Fatal(err)
+		}
+		waitNoPods(t, ctx, cs, ns, pods)
+		waitReadyPods(t, ctx, cs, ns, "app=hello", 2)
+		if after := gatewayMAC(t, c.GatewayIP); after != before {
+			t.Errorf("the gateway's MAC address changed from %s to %s when the pods were replaced", before, after)
+		}
+	})
+
 	downStart := time.Now()
 	downed = true
 	if err := c.Down(context.Background()); err != nil {
@@ -179,6 +197,39 @@ func TestLocalCluster(t *testing.T) {
 	t.Logf("cluster down in %s", time.Since(downStart).Round(100*time.Millisecond))
 	if diff := c.HostBefore.Diff(localcluster.SnapshotHost(c.Dir)); len(diff) > 0 {
 		t.Errorf("host not clean after Down:\n%s", strings.Join(diff, "\n"))
+	}
+}
+
+// gatewayMAC is the MAC address of the host interface holding gateway.
+func gatewayMAC(t *testing.T, gateway string) string {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.String() == gateway {
+				return i.HardwareAddr.String()
+			}
+		}
+	}
+	t.Fatalf("no interface holds the gateway %s", gateway)
+	return ""
+}
+
+// waitNoPods waits until the given pods are gone.
+func waitNoPods(t *testing.T, ctx context.Context, cs kubernetes.Interface, ns string, pods []string) {
+	t.Helper()
+	for _, p := range pods {
+		err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := cs.CoreV1().Pods(ns).Get(ctx, p, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+		if err != nil {
+			t.Fatalf("pod %s still there after 2 minutes", p)
+		}
 	}
 }
 

@@ -184,12 +184,22 @@ func (c *Cluster) httpReady(url string, admin bool) func(context.Context) error 
 	}
 }
 
-// addBridge creates the pod bridge with the gateway address.
+// addBridge creates the pod bridge with the gateway address and a MAC
+// address of its own (bridgeMAC). A Linux bridge without one takes the
+// lowest MAC of its ports and changes it when that port goes: each pod that
+// ends can move the gateway's MAC, and every other pod keeps sending to the
+// old one until its ARP entry expires — tens of seconds in which its DNS
+// (CoreDNS on the gateway) and its Service traffic (routed through the
+// gateway) go nowhere. Seen as calls stuck during rolling upgrades.
 func (c *Cluster) addBridge(context.Context) error {
 	_, n, _ := net.ParseCIDR(c.PodSubnet)
 	size, _ := n.Mask.Size()
+	mac, err := bridgeMAC(c.GatewayIP)
+	if err != nil {
+		return err
+	}
 	for _, args := range [][]string{
-		{"link", "add", c.bridge, "type", "bridge"},
+		{"link", "add", c.bridge, "address", mac, "type", "bridge"},
 		{"addr", "add", fmt.Sprintf("%s/%d", c.GatewayIP, size), "dev", c.bridge},
 		{"link", "set", c.bridge, "up"},
 	} {
@@ -198,6 +208,17 @@ func (c *Cluster) addBridge(context.Context) error {
 		}
 	}
 	return nil
+}
+
+// bridgeMAC is the pod bridge's MAC address: locally administered (02:00)
+// followed by the gateway's IPv4 address, so two clusters on different
+// subnets never share one.
+func bridgeMAC(gateway string) (string, error) {
+	ip := net.ParseIP(gateway).To4()
+	if ip == nil {
+		return "", fmt.Errorf("gateway %q is not an IPv4 address", gateway)
+	}
+	return net.HardwareAddr{0x02, 0x00, ip[0], ip[1], ip[2], ip[3]}.String(), nil
 }
 
 func (c *Cluster) applyCoreDNSRBAC(ctx context.Context) error {
