@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nova-auth/nova-auth/e2e/dockerd"
+	"github.com/nova-auth/nova-auth/e2e/kindnode"
 )
 
 // TestThreeNodes creates kind-config.yaml's cluster (one control plane, two
@@ -97,6 +98,19 @@ func TestThreeNodes(t *testing.T) {
 	pm, err := cl.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods").DoRaw(ctx)
 	if err != nil || !strings.Contains(string(pm), "kube-router") {
 		t.Errorf("pod metrics of kube-system: %v\n%.500s", err, pm)
+	}
+
+	// Each node's pod bridge has the fixed MAC address kube-router's init
+	// container gave it, set (addr_assign_type 3), so the kernel keeps it
+	// when the pod whose port's MAC it would otherwise take ends. (Without
+	// the init container's step two of three nodes had type 1: the bridge
+	// follows its ports.)
+	names, _ := c.Engine.Docker(ctx, "ps", "--format", "{{.Names}}")
+	for _, n := range strings.Fields(string(names)) {
+		out, err := c.Engine.Docker(ctx, "exec", n, "cat", "/sys/class/net/kube-bridge/address", "/sys/class/net/kube-bridge/addr_assign_type")
+		if got := strings.Fields(string(out)); err != nil || len(got) != 2 || got[0] != kindnode.KubeBridgeMAC || got[1] != "3" {
+			t.Errorf("node %s kube-bridge: address and addr_assign_type %q (%v), want %s and 3", n, out, err, kindnode.KubeBridgeMAC)
+		}
 	}
 
 	down = true

@@ -7,6 +7,11 @@ package kindnode
 // config with the node's pod CIDR, and enforces NetworkPolicy with iptables
 // and ipsets; kube-proxy stays the service proxy. A denied connection is
 // REJECTed (refused at once), not dropped.
+// KubeBridgeMAC is kube-bridge's MAC address on every node: each node's
+// bridge is its own L2 segment (kube-router routes between nodes), so one
+// locally administered address serves them all.
+const KubeBridgeMAC = "02:6b:62:72:00:01"
+
 const cniManifest = `apiVersion: v1
 kind: ServiceAccount
 metadata:
@@ -80,7 +85,14 @@ spec:
       - name: install-cni
         image: ` + CNIImage + `
         imagePullPolicy: IfNotPresent
-        command: [/bin/sh, -c, "cp /etc/kube-router/cni-conf.json /etc/cni/net.d/.10-kuberouter.tmp && mv /etc/cni/net.d/.10-kuberouter.tmp /etc/cni/net.d/10-kuberouter.conflist"]
+        # kube-bridge gets a MAC address of its own before kube-router uses
+        # it: a Linux bridge without one takes its lowest port's MAC and
+        # moves it when that pod ends, and the node's other pods keep sending
+        # to the old gateway MAC (DNS, Services, the database on the host)
+        # until their ARP entries expire, tens of seconds later.
+        command: [/bin/sh, -c, "cp /etc/kube-router/cni-conf.json /etc/cni/net.d/.10-kuberouter.tmp && mv /etc/cni/net.d/.10-kuberouter.tmp /etc/cni/net.d/10-kuberouter.conflist && { ip link show kube-bridge >/dev/null 2>&1 || ip link add kube-bridge type bridge; } && ip link set kube-bridge address ` + KubeBridgeMAC + `"]
+        securityContext:
+          capabilities: {add: [NET_ADMIN]}
         volumeMounts:
         - {name: cni-conf-dir, mountPath: /etc/cni/net.d}
         - {name: kube-router-cfg, mountPath: /etc/kube-router}
