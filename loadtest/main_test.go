@@ -99,6 +99,15 @@ func TestSummarize(t *testing.T) {
 	if err := allFailed(summarize("y", details[3:4], t0)); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("allFailed = %v, want the error named", err)
 	}
+	if want := t0.Add(1200 * ms); !r.FirstError.Equal(want) {
+		t.Errorf("first error at %v, want %v (the failed call's start)", r.FirstError, want)
+	}
+	// The printed summary says what the failed calls said, and when.
+	var b strings.Builder
+	printTable(&b, []*Result{r, r})
+	if want := "x failed ×1, the first at " + t0.Add(1200*ms).UTC().Format("15:04:05.000") + ": connection refused"; strings.Count(b.String(), want) != 1 {
+		t.Errorf("summary:\n%s\nwant once: %s", b.String(), want)
+	}
 }
 
 func TestFlagsAndMix(t *testing.T) {

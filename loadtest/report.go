@@ -23,6 +23,22 @@ func printTable(w io.Writer, rows []*Result) {
 			fmtDur(r.P50), fmtDur(r.P90), fmtDur(r.P95), fmtDur(r.P99), fmtDur(r.Max), 100*r.ErrorRate, codeList(r.Codes))
 	}
 	tw.Flush()
+	// What the failed calls said, per scenario (the overall row repeats
+	// them): the code alone does not tell a refused stream from a database
+	// outage.
+	for i, r := range rows {
+		if len(rows) > 1 && i == len(rows)-1 {
+			break
+		}
+		msgs := make([]string, 0, len(r.ErrorMsgs))
+		for m := range r.ErrorMsgs {
+			msgs = append(msgs, m)
+		}
+		sort.Strings(msgs)
+		for _, m := range msgs {
+			fmt.Fprintf(w, "  %s failed ×%d, the first at %s: %s\n", r.Name, r.ErrorMsgs[m], r.FirstError.UTC().Format("15:04:05.000"), m)
+		}
+	}
 }
 
 // codeList prints the non-OK status codes with their counts.

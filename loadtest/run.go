@@ -309,6 +309,9 @@ type Result struct {
 	Max       time.Duration  `json:"max_ns"`
 	Codes     map[string]int `json:"codes"`
 	ErrorMsgs map[string]int `json:"errors_by_message,omitempty"`
+	// FirstError is when the earliest failed call began (zero: none), to
+	// line a failure up with what the cluster did then.
+	FirstError time.Time `json:"first_error_at,omitzero"`
 }
 
 // summarize computes a row from the calls that started at or after since (the
@@ -336,11 +339,14 @@ func summarize(name string, all []runner.ResultDetail, since time.Time) *Result 
 			code = "Unknown"
 		}
 		r.Codes[code]++
+		start := d.Timestamp.Add(-d.Latency)
 		if d.Error != "" || code != "OK" {
 			r.Errors++
 			r.ErrorMsgs[d.Error]++
+			if r.FirstError.IsZero() || start.Before(r.FirstError) {
+				r.FirstError = start
+			}
 		}
-		start := d.Timestamp.Add(-d.Latency)
 		if first.IsZero() || start.Before(first) {
 			first = start
 		}

@@ -133,7 +133,7 @@ func startLoadtest(t *testing.T, e *env, name string, dataset []byte, rps, concu
 		// grpc-go says in the pod's log (an artifact of the step) what each
 		// connection did: dials and their errors, GOAWAYs, state changes,
 		// backoff. A call that fails during an upgrade is explained there.
-		Env:          []corev1.EnvVar{{Name: "GRPC_GO_LOG_SEVERITY_LEVEL", Value: "info"}, {Name: "GRPC_GO_LOG_VERBOSITY_LEVEL", Value: "2"}},
+		Env:          []corev1.EnvVar{{Name: "GRPC_GO_LOG_SEVERITY_LEVEL", Value: "info"}},
 		Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
 		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}, {Name: "out", MountPath: "/out"}},
 	},
