@@ -20,15 +20,13 @@ import (
 // unready ones' last log lines): what a failed run needs explained, taken
 // at the moment it failed rather than at the suite's end.
 func waitDeploymentReady(ctx context.Context, cl kubernetes.Interface, ns, name string, want int32, timeout time.Duration) error {
-	last := "no status read yet"
+	// The last status read says more than the last error, which near the
+	// end is the poll's own deadline.
+	var last, lastErr string
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		d, err := cl.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			// The poll's own deadline (the client's rate limiter says so
-			// first) is not news: keep the status seen before it.
-			if ctx.Err() == nil && !strings.Contains(err.Error(), "rate limiter") {
-				last = err.Error()
-			}
+			lastErr = err.Error()
 			return false, nil
 		}
 		s := d.Status
@@ -38,6 +36,9 @@ func waitDeploymentReady(ctx context.Context, cl kubernetes.Interface, ns, name 
 			s.ReadyReplicas == want && s.AvailableReplicas == want, nil
 	})
 	if err != nil {
+		if last == "" {
+			last = "no status read: " + lastErr
+		}
 		return fmt.Errorf("deployment %s/%s not ready with %d replicas after %s: %s%s", ns, name, want, timeout, last,
 			deploymentPods(cl, ns, name))
 	}
