@@ -331,19 +331,25 @@ func checkDataset(ctx context.Context, t Target, d *Dataset) error {
 	}
 	defer pool.Close()
 	cl := pool.Auth()
+	// Each call waits for its connection within the deadline. A server that
+	// answered preflight can still refuse this new connection for a moment:
+	// behind a Service, it may reach a replica on a node whose policy engine
+	// has not yet admitted this client (kube-router REJECTs until it syncs:
+	// "connection refused"). The pool's quick retries alone give up on that.
+	wait := grpc.WaitForReady(true)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for k, v := range t.Metadata {
 		ctx = metadata.AppendToOutgoingContext(ctx, k, v)
 	}
 	u := d.Users[0]
-	if _, err := cl.GetUser(ctx, &authpb.GetUserRequest{UserId: u.ID}); err != nil {
+	if _, err := cl.GetUser(ctx, &authpb.GetUserRequest{UserId: u.ID}, wait); err != nil {
 		if status.Code(err) == codes.NotFound {
 			return fmt.Errorf("the data set's user %s is not on the server at %s: wrong data set or database", u.ID, t.Addr)
 		}
 		return fmt.Errorf("GetUser of the data set's first user: %w", err)
 	}
-	v, err := cl.VerifyToken(ctx, &authpb.VerifyTokenRequest{Token: u.Token})
+	v, err := cl.VerifyToken(ctx, &authpb.VerifyTokenRequest{Token: u.Token}, wait)
 	if err != nil {
 		return fmt.Errorf("VerifyToken of the data set's first token: %w", err)
 	}
@@ -355,7 +361,7 @@ func checkDataset(ctx context.Context, t Target, d *Dataset) error {
 	d.PageTokens = nil
 	tok := ""
 	for range 4 {
-		r, err := cl.ListUsers(ctx, &authpb.ListUsersRequest{Limit: 20, PageToken: tok})
+		r, err := cl.ListUsers(ctx, &authpb.ListUsersRequest{Limit: 20, PageToken: tok}, wait)
 		if err != nil {
 			return fmt.Errorf("ListUsers: %w", err)
 		}
