@@ -38,6 +38,9 @@ func printTable(w io.Writer, rows []*Result) {
 		for _, m := range msgs {
 			fmt.Fprintf(w, "  %s failed ×%d, the first at %s: %s\n", r.Name, r.ErrorMsgs[m], r.FirstError.UTC().Format("15:04:05.000"), m)
 		}
+		if r.Retried > 0 {
+			fmt.Fprintf(w, "  %s: %d failed attempts retried by gRPC itself, not failed calls (%s)\n", r.Name, r.Retried, msgList(r.RetriedMsgs))
+		}
 	}
 }
 
@@ -77,4 +80,22 @@ func writeHTML(dir, prefix string, rep *runner.Report) error {
 		return err
 	}
 	return f.Close()
+}
+
+// msgList prints messages with their counts, most frequent first.
+func msgList(msgs map[string]int) string {
+	out := make([]string, 0, len(msgs))
+	for m := range msgs {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if msgs[out[i]] != msgs[out[j]] {
+			return msgs[out[i]] > msgs[out[j]]
+		}
+		return out[i] < out[j]
+	})
+	for i, m := range out {
+		out[i] = fmt.Sprintf("%q ×%d", m, msgs[m])
+	}
+	return strings.Join(out, ", ")
 }

@@ -205,9 +205,12 @@ func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, 
 			return []*dynamic.Message{msgs[cd.RequestNumber%n]}, nil
 		}),
 	}
+	outcomes := &calls{}
+	copts := []grpc.CallOption{grpc.OnFinish(outcomes.finish)}
 	if s.WaitForReady {
-		opts = append(opts, runner.WithDefaultCallOptions([]grpc.CallOption{grpc.WaitForReady(true)}))
+		copts = append(copts, grpc.WaitForReady(true))
 	}
+	opts = append(opts, runner.WithDefaultCallOptions(copts))
 	if t.CACert != "" {
 		opts = append(opts, runner.WithRootCertificate(t.CACert))
 	}
@@ -238,8 +241,12 @@ func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", sc.Name, err)
 	}
+	// Calls, not attempts: the HTML reports and the mix's row see the same.
+	var retried []runner.ResultDetail
+	rep.Details, retried = outcomes.withoutRetried(rep.Details)
 	res := summarize(sc.Name, rep.Details, since)
 	res.Weight = 1
+	res.addRetried(retried, since)
 	return res, rep, nil
 }
 
@@ -291,6 +298,12 @@ func runMix(ctx context.Context, t Target, mix []Weight, d *Dataset, s Shape, ps
 	}
 	total := summarize("mix", all, since)
 	total.Weight = 1
+	for _, p := range parts {
+		total.Retried += p.Result.Retried
+		for m, n := range p.Result.RetriedMsgs {
+			total.RetriedMsgs[m] += n
+		}
+	}
 	return parts, total, nil
 }
 
@@ -312,6 +325,21 @@ type Result struct {
 	// FirstError is when the earliest failed call began (zero: none), to
 	// line a failure up with what the cluster did then.
 	FirstError time.Time `json:"first_error_at,omitzero"`
+	// Retried counts failed attempts that grpc-go retried by itself (a
+	// connection draining or closing under the call); the calls succeeded
+	// or failed later and count as such. Not in Calls or Errors.
+	Retried     int            `json:"retried_attempts,omitempty"`
+	RetriedMsgs map[string]int `json:"retried_attempts_by_message,omitempty"`
+}
+
+// addRetried counts the retried attempts that began at or after since.
+func (r *Result) addRetried(rows []runner.ResultDetail, since time.Time) {
+	for _, d := range rows {
+		if !d.Timestamp.Add(-d.Latency).Before(since) {
+			r.Retried++
+			r.RetriedMsgs[d.Error]++
+		}
+	}
 }
 
 // summarize computes a row from the calls that started at or after since (the
@@ -319,7 +347,7 @@ type Result struct {
 // counted call's start to the last one's end, so skipped warm-up calls and the
 // final drain do not dilute it.
 func summarize(name string, all []runner.ResultDetail, since time.Time) *Result {
-	r := &Result{Name: name, Codes: map[string]int{}, ErrorMsgs: map[string]int{}}
+	r := &Result{Name: name, Codes: map[string]int{}, ErrorMsgs: map[string]int{}, RetriedMsgs: map[string]int{}}
 	details := make([]runner.ResultDetail, 0, len(all))
 	for _, d := range all {
 		if !d.Timestamp.Add(-d.Latency).Before(since) {
@@ -340,7 +368,7 @@ func summarize(name string, all []runner.ResultDetail, since time.Time) *Result 
 		}
 		r.Codes[code]++
 		start := d.Timestamp.Add(-d.Latency)
-		if d.Error != "" || code != "OK" {
+		if rowFailed(d) {
 			r.Errors++
 			r.ErrorMsgs[d.Error]++
 			if r.FirstError.IsZero() || start.Before(r.FirstError) {
