@@ -55,21 +55,36 @@ func (c *calls) withoutRetried(rows []runner.ResultDetail) (kept, retried []runn
 	}
 	sort.Slice(bad, func(a, b int) bool { return rows[bad[a]].Timestamp.Before(rows[bad[b]].Timestamp) })
 	sort.Slice(failed, func(a, b int) bool { return failed[a].end.Before(failed[b].end) })
+	// One pass in time order: the failed rows that ended before a call's end
+	// are stacked, by message and all together; the call claims the top of
+	// its message's stack, else of the whole. Claimed rows are skipped
+	// lazily, so each row is stacked and unstacked at most twice.
 	claimed := make(map[int]bool, len(failed))
-	claim := func(f failedCall, sameMsg bool) bool {
-		for k := len(bad) - 1; k >= 0; k-- {
-			i := bad[k]
-			if claimed[i] || rows[i].Timestamp.After(f.end) || (sameMsg && rows[i].Error != f.msg) {
-				continue
+	byMsg := map[string][]int{}
+	var all []int
+	take := func(stack *[]int) bool {
+		for len(*stack) > 0 {
+			i := (*stack)[len(*stack)-1]
+			*stack = (*stack)[:len(*stack)-1]
+			if !claimed[i] {
+				claimed[i] = true
+				return true
 			}
-			claimed[i] = true
-			return true
 		}
 		return false
 	}
+	next := 0
 	for _, f := range failed {
-		if !claim(f, true) {
-			claim(f, false)
+		for ; next < len(bad) && !rows[bad[next]].Timestamp.After(f.end); next++ {
+			i := bad[next]
+			byMsg[rows[i].Error] = append(byMsg[rows[i].Error], i)
+			all = append(all, i)
+		}
+		s := byMsg[f.msg]
+		ok := take(&s)
+		byMsg[f.msg] = s
+		if !ok {
+			take(&all)
 		}
 	}
 	kept = make([]runner.ResultDetail, 0, len(rows))

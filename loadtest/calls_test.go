@@ -69,7 +69,8 @@ func TestDrainingConnections(t *testing.T) {
 }
 
 // TestWithoutRetried: each failed call claims the latest failed row with its
-// message that ended before it; the failed rows left are retried attempts.
+// message that ended before it (any failed row when none has its message);
+// the failed rows left are retried attempts.
 func TestWithoutRetried(t *testing.T) {
 	t0 := time.Now()
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
@@ -85,8 +86,9 @@ func TestWithoutRetried(t *testing.T) {
 		row(31, "Unavailable", drain),         // the failed call's last attempt
 		row(40, "DeadlineExceeded", deadline), // a failed call
 		row(50, "Unavailable", drain),         // retried: the call succeeded
+		row(60, "Unknown", "stream reset"),    // a failed call whose final error reads otherwise
 	}
-	c := &calls{failed: []failedCall{{at(40), deadline}, {at(31), drain}}}
+	c := &calls{failed: []failedCall{{at(40), deadline}, {at(31), drain}, {at(60), "rpc error: code = Unknown desc = stream reset"}}}
 	kept, retried := c.withoutRetried(rows)
 	var keptAt, retriedAt []int
 	for _, r := range kept {
@@ -95,7 +97,7 @@ func TestWithoutRetried(t *testing.T) {
 	for _, r := range retried {
 		retriedAt = append(retriedAt, int(r.Timestamp.Sub(t0)/time.Millisecond))
 	}
-	if want := []int{10, 21, 31, 40}; !slices.Equal(keptAt, want) {
+	if want := []int{10, 21, 31, 40, 60}; !slices.Equal(keptAt, want) {
 		t.Errorf("kept rows at %v ms, want %v", keptAt, want)
 	}
 	if want := []int{20, 30, 50}; !slices.Equal(retriedAt, want) {

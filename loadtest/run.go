@@ -241,7 +241,8 @@ func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", sc.Name, err)
 	}
-	// Calls, not attempts: the HTML reports and the mix's row see the same.
+	// Calls, not attempts, in the rows the mix's row is summarised from too
+	// (ghz's HTML report keeps its own per-attempt figures).
 	var retried []runner.ResultDetail
 	rep.Details, retried = outcomes.withoutRetried(rep.Details)
 	res := summarize(sc.Name, rep.Details, since)
