@@ -7,8 +7,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # How much `make test` fuzzes: a count of inputs per target, about 10 s each on
 # a 2-core machine. A count, not a duration: with a duration, Go 1.26's fuzz
 # coordinator can end a clean run with "context deadline exceeded" and no
-# crasher (golang/go#75804, fixed in Go 1.27). `make fuzz FUZZTIME=5m` or
-# FUZZTIME=2000000x sets both targets' budget.
+# crasher (golang/go#75804, fixed in Go 1.27). `make fuzz FUZZTIME=2000000x`
+# sets both targets' budget; a duration (FUZZTIME=5m) works but can hit that bug.
 FUZZTIME ?=
 
 .DEFAULT_GOAL := help

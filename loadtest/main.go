@@ -331,7 +331,8 @@ func checkDataset(ctx context.Context, t Target, d *Dataset) error {
 	}
 	defer pool.Close()
 	cl := pool.Auth()
-	// Each call waits for its connection within the deadline. A server that
+	// Each call waits for its connection, within the pool's per-call
+	// timeout and the check's 10 s in all. A server that
 	// answered preflight can still refuse this new connection for a moment:
 	// behind a Service, it may reach a replica on a node whose policy engine
 	// has not yet admitted this client (kube-router REJECTs until it syncs:

@@ -194,7 +194,6 @@ func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, 
 		runner.WithRunDuration(s.Duration),
 		// Calls in flight when the time is up finish and count.
 		runner.WithDurationStopAction("wait"),
-		runner.WithSkipFirst(s.Warmup),
 		runner.WithCountErrors(true),
 		runner.WithTimeout(s.Timeout),
 		runner.WithAsync(s.paced()),
@@ -206,7 +205,11 @@ func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, 
 		}),
 	}
 	outcomes := &calls{}
-	copts := []grpc.CallOption{grpc.OnFinish(outcomes.finish)}
+	copts := []grpc.CallOption{
+		grpc.OnFinish(outcomes.finish),
+		// ghz's own defaults, which any default call options replace.
+		grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32),
+	}
 	if s.WaitForReady {
 		copts = append(copts, grpc.WaitForReady(true))
 	}
@@ -242,9 +245,12 @@ func runOne(t Target, sc Scenario, msgs []*dynamic.Message, s Shape, ps []byte, 
 		return nil, nil, fmt.Errorf("%s: %w", sc.Name, err)
 	}
 	// Calls, not attempts, in the rows the mix's row is summarised from too
-	// (ghz's HTML report keeps its own per-attempt figures).
+	// (ghz's HTML report keeps its own per-attempt figures). The warm-up's
+	// first calls are left out here, after the matching, so that it sees
+	// every attempt (ghz's WithSkipFirst would count attempts).
 	var retried []runner.ResultDetail
 	rep.Details, retried = outcomes.withoutRetried(rep.Details)
+	rep.Details = rep.Details[min(uint(len(rep.Details)), s.Warmup):]
 	res := summarize(sc.Name, rep.Details, since)
 	res.Weight = 1
 	res.addRetried(retried, since)
@@ -328,7 +334,8 @@ type Result struct {
 	FirstError time.Time `json:"first_error_at,omitzero"`
 	// Retried counts failed attempts that grpc-go retried by itself (a
 	// connection draining or closing under the call); the calls succeeded
-	// or failed later and count as such. Not in Calls or Errors.
+	// or failed later and count as such. Not in Calls or Errors, nor in the
+	// latencies: a retried call's latency is its last attempt's.
 	Retried     int            `json:"retried_attempts,omitempty"`
 	RetriedMsgs map[string]int `json:"retried_attempts_by_message,omitempty"`
 }

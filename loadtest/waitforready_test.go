@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,10 +68,12 @@ func TestWaitForReady(t *testing.T) {
 			t.Fatal(err)
 		}
 		front := net.JoinHostPort("127.0.0.1", strconv.Itoa(fp))
-		go func() {
+		var opened sync.WaitGroup
+		opened.Go(func() {
 			time.Sleep(1500 * time.Millisecond)
 			forward(t, front, p.GRPCAddr)
-		}()
+		})
+		defer opened.Wait() // t's cleanup is registered before t ends
 		start := time.Now()
 		if err := checkDataset(ctx, Target{Addr: front, DialTimeout: 5 * time.Second}, d); err != nil {
 			t.Fatalf("start-up check through a port that refuses for 1.5 s: %v", err)
