@@ -1,5 +1,10 @@
 package kindnode
 
+// KubeBridgeMAC is kube-bridge's MAC address on every node: each node's
+// bridge is its own L2 segment (kube-router routes between nodes), so one
+// locally administered address serves them all.
+const KubeBridgeMAC = "02:6b:62:72:00:01"
+
 // cniManifest is /kind/manifests/default-cni.yaml: kind applies it on the
 // control plane before the workers join, as it applies kindnet in its own
 // image. kube-router (after its daemonset/kubeadm-kuberouter.yaml) routes pod
@@ -7,11 +12,6 @@ package kindnode
 // config with the node's pod CIDR, and enforces NetworkPolicy with iptables
 // and ipsets; kube-proxy stays the service proxy. A denied connection is
 // REJECTed (refused at once), not dropped.
-// KubeBridgeMAC is kube-bridge's MAC address on every node: each node's
-// bridge is its own L2 segment (kube-router routes between nodes), so one
-// locally administered address serves them all.
-const KubeBridgeMAC = "02:6b:62:72:00:01"
-
 const cniManifest = `apiVersion: v1
 kind: ServiceAccount
 metadata:
